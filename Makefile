@@ -1,0 +1,33 @@
+# fyc — two commands: `make demo` (toy world: data -> train -> animate -> evaluate) and `make test`.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO_DIR ?= outputs/demo
+
+.PHONY: install demo test test-fast clean
+
+$(VENV)/bin/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (fyc needs Python 3.11; set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+# Re-installs only when pyproject.toml changes (idempotent).
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install --quiet -e '.[test]' 2>&1 | grep -v "is ignored" || true
+	$(PY) -c "import fyc, torch, diffusers, lightning, hydra, decord" || { echo "error: install failed"; exit 1; }
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(PY) scripts/demo.py --out $(DEMO_DIR)
+
+test: install
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
+
+clean:
+	rm -rf outputs .pytest_cache

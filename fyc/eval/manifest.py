@@ -1,0 +1,89 @@
+"""Evaluation manifests: one JSON object per line describing an (image, region, prompt, strength) test case.
+
+Fields (paths relative to the manifest file's folder, or absolute):
+- ``id`` (str, unique), ``image`` (PNG/JPG path), ``prompt`` (short motion prompt) — required;
+- ``mask`` (PNG path, non-zero = region) or ``clicks`` ([[x, y], ...] pixel clicks) — one of them is required;
+- ``strength`` (float, px per frame pair at the model's reference resolution) — optional;
+- ``caption``, ``video`` (a generated video, needed by ``score``), ``reference_video`` — optional;
+- anything else is kept in ``extra`` (e.g. the toy world's ground-truth motion kind and direction).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+_KNOWN = ("id", "image", "mask", "clicks", "prompt", "strength", "caption", "video", "reference_video")
+_PATH_FIELDS = ("image", "mask", "video", "reference_video")
+
+
+@dataclass
+class ManifestItem:
+    id: str
+    image: str
+    prompt: str
+    mask: str | None = None
+    clicks: list[list[float]] | None = None
+    strength: float | None = None
+    caption: str | None = None
+    video: str | None = None
+    reference_video: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self, relative_to: Path | None = None) -> dict:
+        row = {k: v for k, v in asdict(self).items() if k != "extra" and v is not None}
+        if relative_to is not None:
+            for key in _PATH_FIELDS:
+                if key in row:
+                    try:
+                        row[key] = str(Path(row[key]).resolve().relative_to(relative_to.resolve()))
+                    except ValueError:
+                        pass
+        row.update(self.extra)
+        return row
+
+
+def load_manifest(path: str | Path) -> list[ManifestItem]:
+    """Read and validate a JSONL manifest; errors name the file, line and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"manifest not found: {path}")
+    items, seen = [], set()
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{where}: not valid JSON ({err})") from None
+        for key in ("id", "image", "prompt"):
+            if key not in row:
+                raise ValueError(f"{where}: missing required field {key!r}")
+        if "mask" not in row and "clicks" not in row:
+            raise ValueError(f"{where}: needs a 'mask' path or 'clicks' [[x, y], ...]")
+        if row["id"] in seen:
+            raise ValueError(f"{where}: duplicate id {row['id']!r}")
+        seen.add(row["id"])
+        for key in _PATH_FIELDS:
+            if row.get(key) is not None and not Path(row[key]).is_absolute():
+                row[key] = str(path.parent / row[key])
+        if row.get("strength") is not None:
+            row["strength"] = float(row["strength"])
+        known = {k: row[k] for k in _KNOWN if k in row}
+        known["id"] = str(known["id"])
+        items.append(ManifestItem(**known, extra={k: v for k, v in row.items() if k not in _KNOWN}))
+    if not items:
+        raise ValueError(f"{path}: manifest is empty")
+    return items
+
+
+def write_manifest(path: str | Path, items: list[ManifestItem]) -> Path:
+    """Write items as JSONL; paths are stored relative to the manifest's folder when they lie below it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps(item.to_json(relative_to=path.parent)) for item in items]
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,352 @@
+"""Forward+backward time and peak memory of FollowYourClickUNet vs diffusers' plain UNetMotionModel.
+
+Both models are built in the same run from the SAME random UNet2DConditionModel + MotionAdapter (no download):
+plain = ``UNetMotionModel.from_unet2d(unet2d, adapter)``, FYC = ``FollowYourClickUNet.from_unet2d(unet2d, adapter,
+motion_augmented_attention=True, motion_strength_embedding=True)`` fed a region mask, first-frame latent, a
+77-token motion prompt and a strength. Trainable: plain -> motion modules + conv_in; FYC -> the same + MA +
+condition embeddings (spatial frozen in both), so the ratios isolate what FYC adds.
+Targets: FYC/plain time <= 1.10, memory <= 1.05.
+
+Measured mode (``--device cpu`` / ``cuda``):
+* time: median of ``--steps`` train steps (zero_grad, forward, loss, backward; no optimizer) after ``--warmup``,
+  in ``--rounds`` alternating rounds so drifting machine load hits both models alike;
+* peak memory of one train step with only that model on the device (weights, inputs, activations, grads):
+  CUDA ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``; CPU the peak of the torch
+  profiler's memory timeline (``profile_memory=True`` + ``export_memory_timeline``: live tensor bytes as torch's
+  allocator sees them). tracemalloc does not see torch's allocations and ru_maxrss is a process-wide high-water
+  mark that cannot be reset between the two models, so neither is used.
+
+Analytic mode (``--device meta``): no GPU needed, any size. Models and inputs live on the meta device (no data,
+no compute); reports forward+backward FLOPs (``torch.utils.flop_counter.FlopCounterMode``) and the bytes of
+tensors autograd saves for backward (``saved_tensors_hooks``, de-duplicated by storage; includes weights that
+matmuls keep) -- the activation memory that dominates peak memory at video sizes. Attention is accounted as a
+flash kernel (saves q, k, v, out, log-sum-exp), as on a GPU; see ``_FlashAttentionModel``. ``--dtype`` casts
+weights and inputs there (autocast does not apply to meta tensors). Time itself is not modelled: FLOPs are its
+proxy, and small-op overheads (norms, copies, launches) are not counted.
+
+Examples:
+    python scripts/benchmark_model.py --config tiny --threads 1
+    python scripts/benchmark_model.py --config sd15 --device meta --dtype bfloat16
+    python scripts/benchmark_model.py --config sd15 --device cuda --dtype bfloat16 --gradient-checkpointing
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from unittest import mock
+
+import torch
+from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+
+from fyc.models import FollowYourClickUNet, select_trainable_parameters
+
+CONFIGS = {
+    # About half a minute on 2 CPU cores with --threads 1 (most of it the profiled memory step).
+    "tiny": dict(
+        unet=dict(
+            block_out_channels=(32, 64),
+            layers_per_block=2,
+            sample_size=16,
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            cross_attention_dim=32,
+            norm_num_groups=16,
+            attention_head_dim=8,
+        ),
+        adapter=dict(
+            block_out_channels=(32, 64),
+            motion_layers_per_block=2,
+            motion_norm_num_groups=16,
+            motion_num_attention_heads=4,
+            motion_max_seq_length=32,
+        ),
+        text_dim=32,
+        ma_heads=4,  # head width 8/16, like the motion modules; 8 heads would mean width-4 heads
+        defaults=dict(height=128, width=128, frames=8, batch=1),
+    ),
+    # SD-1.5 UNet + AnimateDiff v2 (v1-5-2) adapter layout, random weights; for a GPU.
+    "sd15": dict(
+        unet=dict(
+            block_out_channels=(320, 640, 1280, 1280),
+            layers_per_block=2,
+            sample_size=64,
+            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+            cross_attention_dim=768,
+            attention_head_dim=8,
+            norm_num_groups=32,
+        ),
+        adapter=dict(
+            block_out_channels=(320, 640, 1280, 1280),
+            motion_layers_per_block=2,
+            motion_mid_block_layers_per_block=1,
+            motion_num_attention_heads=8,
+            motion_norm_num_groups=32,
+            motion_max_seq_length=32,
+            use_motion_mid_block=True,
+        ),
+        text_dim=768,
+        ma_heads=8,  # head width 40/80/160, like AnimateDiff's temporal attention
+        defaults=dict(height=512, width=512, frames=16, batch=1),
+    ),
+}
+TEXT_TOKENS = 77  # CLIP context length, for both the caption and the short motion prompt
+
+
+def build_models(config_name: str, seed: int) -> tuple[UNetMotionModel, FollowYourClickUNet]:
+    """Both models from one random UNet2D + adapter (build under ``torch.device("meta")`` for analytic mode)."""
+    config = CONFIGS[config_name]
+    torch.manual_seed(seed)
+    unet2d = UNet2DConditionModel(**config["unet"])
+    adapter = MotionAdapter(**config["adapter"])
+    plain = UNetMotionModel.from_unet2d(unet2d, adapter)
+    fyc = FollowYourClickUNet.from_unet2d(
+        unet2d,
+        adapter,
+        motion_augmented_attention=True,
+        ma_num_attention_heads=config["ma_heads"],
+        motion_strength_embedding=True,
+    )
+    # Same trainable base in both (motion modules + conv_in, as image-conditioned AnimateDiff training needs), so
+    # the ratio isolates FYC's additions. Training conv_in at all costs extra memory in both: every frozen layer
+    # between conv_in and the first motion module must then keep its activations for backward.
+    select_trainable_parameters(plain, ["motion_modules", "conv_in"])
+    select_trainable_parameters(
+        fyc, ["motion_modules", "motion_augmented_attention", "conv_in", "condition_embeddings"]
+    )
+    return plain.train(), fyc.train()
+
+
+def make_inputs(args, text_dim: int, device: torch.device, fyc: bool) -> dict:
+    """Random train-step inputs; the text is pre-repeated per frame for the plain model, as diffusers wants."""
+    gen = torch.Generator().manual_seed(args.seed)
+    h, w = args.height // 8, args.width // 8
+    inputs = dict(
+        sample=torch.randn(args.batch, 4, args.frames, h, w, generator=gen),
+        timestep=torch.randint(0, 1000, (args.batch,), generator=gen),
+        encoder_hidden_states=torch.randn(args.batch, TEXT_TOKENS, text_dim, generator=gen),
+    )
+    if fyc:
+        inputs.update(
+            region_mask=(torch.rand(args.batch, 1, h, w, generator=gen) > 0.5).float(),
+            first_frame_latent=torch.randn(args.batch, 4, h, w, generator=gen),
+            motion_prompt_embeds=torch.randn(args.batch, TEXT_TOKENS, text_dim, generator=gen),
+            motion_strength=torch.rand(args.batch, generator=gen) * 16,
+        )
+    else:  # diffusers' UNetMotionModel wants the text repeated per frame
+        inputs["encoder_hidden_states"] = inputs["encoder_hidden_states"].repeat_interleave(args.frames, dim=0)
+    return {key: value.to(device) for key, value in inputs.items()}
+
+
+def train_step(model, inputs: dict, autocast_dtype: torch.dtype | None, device: torch.device) -> None:
+    model.zero_grad(set_to_none=True)
+    with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+        loss = model(**inputs).sample.float().square().mean()
+    loss.backward()
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_steps(model, inputs, autocast_dtype, device, steps: int) -> list[float]:
+    times = []
+    for _ in range(steps):
+        synchronize(device)
+        start = time.perf_counter()
+        train_step(model, inputs, autocast_dtype, device)
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def peak_step_memory(model, inputs, autocast_dtype, device) -> int:
+    """Peak bytes held by torch during one train step (see module docstring for how)."""
+    model.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        train_step(model, inputs, autocast_dtype, device)
+        synchronize(device)
+        return torch.cuda.max_memory_allocated(device)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
+        train_step(model, inputs, autocast_dtype, device)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # export_memory_timeline is deprecated but the only CPU view
+        path = Path(tmp) / "timeline.json"
+        prof.export_memory_timeline(str(path), device="cpu")
+        _, sizes = json.loads(path.read_text())
+    return int(max(sum(per_category) for per_category in sizes))
+
+
+class _FlashAttentionModel(torch.autograd.Function):
+    """Stand-in for ``F.scaled_dot_product_attention`` on meta tensors with flash-attention accounting.
+
+    On the meta device torch falls back to the math kernel, which saves the full (Lq x Lk) attention matrix and
+    would dwarf everything else; GPU training uses flash / memory-efficient kernels that save only q, k, v, the
+    output and a float32 log-sum-exp. This keeps exactly that and tallies FLOPs with torch's own sdpa formulas.
+    """
+
+    flops = 0
+
+    @staticmethod
+    def forward(ctx, query, key, value):
+        out = query.new_empty(query.shape[:-1] + value.shape[-1:])
+        logsumexp = query.new_empty(query.shape[:-1], dtype=torch.float32)
+        ctx.save_for_backward(query, key, value, out, logsumexp)
+        _FlashAttentionModel.flops += sdpa_flop_count(query.shape, key.shape, value.shape)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        query, key, value, _, _ = ctx.saved_tensors
+        _FlashAttentionModel.flops += sdpa_backward_flop_count(grad_out.shape, query.shape, key.shape, value.shape)
+        return torch.empty_like(query), torch.empty_like(key), torch.empty_like(value)
+
+
+def _flash_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, **kwargs):
+    if attn_mask is not None or is_causal:
+        raise ValueError("analytic mode models unmasked attention only")
+    return _FlashAttentionModel.apply(query, key, value)
+
+
+def analyse_step(model, inputs: dict, dtype: torch.dtype | None) -> tuple[float, int]:
+    """Meta-device train step -> (forward+backward FLOPs, bytes autograd saves for backward)."""
+    saved: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        saved[storage._cdata] = storage.nbytes()  # one entry per storage: views and re-saves count once
+        return tensor
+
+    if dtype is not None:
+        inputs = {k: v.to(dtype) if v.is_floating_point() else v for k, v in inputs.items()}
+    model.zero_grad(set_to_none=True)
+    counter = FlopCounterMode(display=False)
+    _FlashAttentionModel.flops = 0
+    with (
+        mock.patch.object(torch.nn.functional, "scaled_dot_product_attention", _flash_sdpa),
+        torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor),
+        counter,
+    ):
+        model(**inputs).sample.float().square().mean().backward()
+    return counter.get_total_flops() + _FlashAttentionModel.flops, sum(saved.values())
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="tiny")
+    parser.add_argument("--height", type=int, help="pixels (latent = /8); default per config")
+    parser.add_argument("--width", type=int, help="pixels (latent = /8); default per config")
+    parser.add_argument("--frames", type=int)
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per model and round")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda[:i] or meta (analytic)"
+    )
+    parser.add_argument(
+        "--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+        help="autocast dtype (weights stay float32, as in mixed-precision training)",
+    )
+    parser.add_argument("--gradient-checkpointing", action="store_true", help="diffusers' switch, both models")
+    parser.add_argument(
+        "--no-ma-checkpointing", action="store_true", help="keep MA activations instead of recomputing them"
+    )
+    parser.add_argument("--threads", type=int, help="CPU intra-op threads (default: torch's)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    for key, value in CONFIGS[args.config]["defaults"].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def print_header(args, device) -> None:
+    print(
+        f"config={args.config} device={device} dtype={args.dtype} batch={args.batch} frames={args.frames} "
+        f"size={args.height}x{args.width} grad_ckpt={args.gradient_checkpointing} "
+        f"ma_ckpt={not args.no_ma_checkpointing} "
+        + (f"steps={args.steps}x{args.rounds} threads={torch.get_num_threads()}" if device.type != "meta" else "")
+    )
+
+
+def print_table(models: dict, columns: dict[str, dict[str, float]], targets: dict[str, float]) -> None:
+    """columns: title -> {model name -> value}; ratios FYC/plain printed for the columns named in targets."""
+    header = f"{'model':<24}{'params M':>10}{'trainable M':>13}" + "".join(f"{title:>16}" for title in columns)
+    print(header)
+    print("-" * len(header))
+    for name, model in models.items():
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6
+        values = "".join(f"{column[name]:>16.1f}" for column in columns.values())
+        print(f"{name:<24}{params:>10.2f}{trainable:>13.2f}{values}")
+    plain_name, fyc_name = list(models)
+    for title, target in targets.items():
+        ratio = columns[title][fyc_name] / columns[title][plain_name]
+        print(f"FYC/plain {title:<16} {ratio:.3f}  (target <= {target:.2f}: {'ok' if ratio <= target else 'OVER'})")
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    dtype = None if args.dtype == "float32" else getattr(torch, args.dtype)
+    with torch.device("meta") if device.type == "meta" else contextlib.nullcontext():
+        plain, fyc = build_models(args.config, args.seed)
+    models = {"plain UNetMotionModel": plain, "FollowYourClickUNet": fyc}
+    fyc.set_ma_checkpointing(not args.no_ma_checkpointing)
+    if args.gradient_checkpointing:
+        for model in models.values():
+            model.enable_gradient_checkpointing()
+    text_dim = CONFIGS[args.config]["text_dim"]
+    inputs = {name: make_inputs(args, text_dim, device, fyc=model is fyc) for name, model in models.items()}
+    print_header(args, device)
+
+    if device.type == "meta":
+        flops, saved = {}, {}
+        for name, model in models.items():
+            model = model if dtype is None else model.to(dtype)
+            flops[name], saved[name] = analyse_step(model, inputs[name], dtype)
+        columns = {
+            "fwd+bwd GFLOP": {k: v / 1e9 for k, v in flops.items()},
+            "saved act GiB": {k: v / 2**30 for k, v in saved.items()},
+        }
+        print_table(models, columns, {"fwd+bwd GFLOP": 1.10, "saved act GiB": 1.05})
+        return
+
+    times: dict[str, list[float]] = {name: [] for name in models}
+    memory: dict[str, int] = {}
+    for round_index in range(args.rounds):
+        order = list(models) if round_index % 2 == 0 else list(reversed(models))
+        for name in order:
+            model = models[name].to(device)  # one model on the device at a time
+            time_steps(model, inputs[name], dtype, device, args.warmup)
+            times[name] += time_steps(model, inputs[name], dtype, device, args.steps)
+            if name not in memory:
+                memory[name] = peak_step_memory(model, inputs[name], dtype, device)
+            model.zero_grad(set_to_none=True)
+            models[name] = model.to("cpu")
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    columns = {
+        "median ms": {name: statistics.median(values) * 1e3 for name, values in times.items()},
+        "peak MiB": {name: value / 2**20 for name, value in memory.items()},
+    }
+    print_table(models, columns, {"median ms": 1.10, "peak MiB": 1.05})
+
+
+if __name__ == "__main__":
+    main()
