@@ -73,7 +73,31 @@ CONFIGS = {
         ma_heads=4,  # head width 8/16, like the motion modules; 8 heads would mean width-4 heads
         defaults=dict(height=128, width=128, frames=8, batch=1),
     ),
-    # SD-1.5 UNet + AnimateDiff v2 (v1-5-2) adapter layout, random weights; for a GPU.
+    # Wide enough for representative CPU ratios (MA's fixed 77-key attention cost shrinks relative to the
+    # C^2 projections as width C grows); a few minutes on 2 CPU cores.
+    "small": dict(
+        unet=dict(
+            block_out_channels=(128, 256),
+            layers_per_block=2,
+            sample_size=32,
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            cross_attention_dim=128,
+            norm_num_groups=32,
+            attention_head_dim=8,
+        ),
+        adapter=dict(
+            block_out_channels=(128, 256),
+            motion_layers_per_block=2,
+            motion_norm_num_groups=32,
+            motion_num_attention_heads=8,
+            motion_max_seq_length=32,
+        ),
+        text_dim=128,
+        ma_heads=8,
+        defaults=dict(height=256, width=256, frames=8, batch=1),
+    ),
+    # SD-1.5 UNet + AnimateDiff v2 (v1-5-2) adapter layout, random weights; for a GPU (or --device meta).
     "sd15": dict(
         unet=dict(
             block_out_channels=(320, 640, 1280, 1280),

@@ -480,13 +480,20 @@ def test_deepcopy_keeps_ma_context_and_hook_with_the_copy(make_fyc):
 
 
 @pytest.mark.slow
-def test_torch_compile_captures_the_whole_forward_in_one_graph(make_fyc):
-    """Smoke test (about 10 s): the time-embedding hook and the MA context must not cause graph breaks."""
+def test_torch_compile_captures_fyc_parts_without_graph_breaks(make_fyc):
+    """Smoke test of the FYC-specific parts (the whole UNet takes ~15 s to trace on CPU; it also has no graph
+    break): an MA motion module reading the shared context, and the time embedding with the strength hook."""
     model = make_fyc(**ALL_ON)
     inputs = make_inputs()
-    compiled = torch.compile(model, backend="eager", fullgraph=True)
-    try:
-        with torch.no_grad():
-            torch.testing.assert_close(compiled(**inputs).sample, run(model, **inputs))
-    finally:
-        torch._dynamo.reset()  # leave no compiled state behind for other tests
+    with torch.no_grad():
+        run(model, **inputs)  # fills model.fyc_conditions
+        hidden = torch.randn(B * F, 16, H, W)
+        motion_module = model.down_blocks[0].motion_modules[0]
+        time_input = model.time_proj(inputs["timestep"])
+        try:
+            compiled_module = torch.compile(motion_module, backend="eager", fullgraph=True)
+            torch.testing.assert_close(compiled_module(hidden, num_frames=F), motion_module(hidden, num_frames=F))
+            compiled_embedding = torch.compile(model.time_embedding, backend="eager", fullgraph=True)
+            torch.testing.assert_close(compiled_embedding(time_input), model.time_embedding(time_input))
+        finally:
+            torch._dynamo.reset()  # leave no compiled state behind for other tests

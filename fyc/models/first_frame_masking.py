@@ -12,6 +12,7 @@ fraction equals the ratio up to rounding and edge patches cropped when h or w is
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,7 +42,7 @@ def first_frame_keep_mask(
     Returns:
         (B, 1, h, w) float mask, 1 = keep, 0 = masked; broadcast it over latent channels.
     """
-    ratios = [float(ratio)] if isinstance(ratio, (int, float)) else [float(r) for r in ratio]
+    ratios = [float(ratio)] if isinstance(ratio, numbers.Real) else [float(r) for r in ratio]
     if not ratios or any(not 0.0 <= r <= 1.0 for r in ratios):
         raise ValueError(f"ratio must be a number or a non-empty sequence of numbers in [0, 1], got {ratio!r}")
     if patch_size < 1:
