@@ -1,1 +1,27 @@
+"""Evaluation: read videos, return numbers. Never imports training or model code.
 
+- :mod:`fyc.eval.frechet`       — Fréchet distance between Gaussians (float64).
+- :mod:`fyc.eval.fvd`           — FVD, StyleGAN-V I3D protocol, distributed ``torchmetrics.Metric``.
+- :mod:`fyc.eval.clip_metrics`  — CLIP Tem-Consis / Text-Align / Image-Align (raw cosine).
+- :mod:`fyc.eval.fidelity`      — I1-MSE and background stillness (pixel scale [0, 255]).
+- :mod:`fyc.eval.regional`      — mask-aware motion metrics from optical flow (leakage, in-region magnitude, ...).
+
+The names below are loaded on first access, so ``import fyc.eval.manifest`` stays light (no torchmetrics/scipy).
+"""
+from importlib import import_module
+
+_EXPORTS = {
+    "frechet_distance": "frechet", "gaussian_stats": "frechet",
+    "FrechetVideoDistance": "fvd", "videos_to_bcthw": "fvd",
+    "CLIPEncoder": "clip_metrics", "CLIPVideoMetrics": "clip_metrics", "clip_video_scores": "clip_metrics",
+    "i1_mse": "fidelity", "background_stillness": "fidelity",
+    "regional_motion_metrics": "regional", "RegionalMotionMetrics": "regional", "motion_precision": "regional",
+    "strength_spearman": "regional",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'fyc.eval' has no attribute {name!r}")
+    return getattr(import_module(f"fyc.eval.{_EXPORTS[name]}"), name)

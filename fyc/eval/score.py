@@ -11,9 +11,10 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from fyc.data.video_io import read_video
-from fyc.eval.fidelity import background_stillness, i1_mse
+from fyc.eval.fidelity import i1_mse
 from fyc.eval.manifest import ManifestItem
-from fyc.eval.regional import regional_motion_metrics, strength_spearman
+from fyc.eval.regional import (DEFAULT_MIN_MAGNITUDE, DIRECTION_COS_THRESHOLD, DIRECTIONS, direction_cosine,
+                               regional_motion_metrics, strength_spearman)
 from fyc.motion import FlowEstimator
 
 # Paper Table 1 columns we can compute, in its order, plus our regional metrics.
@@ -29,8 +30,6 @@ TABLE_COLUMNS = (
     ("direction_accuracy", "Direction acc. ↑"),
 )
 
-_DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
-
 
 def _region(item: ManifestItem, size: tuple[int, int]) -> np.ndarray:
     mask = Image.open(item.mask).convert("L")
@@ -40,15 +39,19 @@ def _region(item: ManifestItem, size: tuple[int, int]) -> np.ndarray:
 
 
 def prompted_direction(prompt: str) -> str | None:
-    """"move left" → "left"; prompts without a translation direction → None."""
+    """"move left" → "left"; prompts without exactly one translation direction → None."""
     words = prompt.lower().replace(",", " ").split()
-    found = [w for w in words if w in _DIRECTIONS]
+    found = [w for w in words if w in DIRECTIONS]
     return found[0] if len(found) == 1 and "move" in words else None
 
 
 def score_items(items: list[ManifestItem], flow_backend: str = "farneback", flow_weights: str | None = "DEFAULT",
-                dilate_px: int = 1) -> tuple[list[dict], dict]:
-    """Per-sample metric rows and the aggregate summary. Items need ``video``, ``image`` and ``mask``."""
+                dilate_px: int = 1, reference_short_side: int | None = None,
+                min_magnitude: float = DEFAULT_MIN_MAGNITUDE) -> tuple[list[dict], dict]:
+    """Per-sample metric rows and the aggregate summary. Items need ``video``, ``image`` and ``mask``.
+
+    Metric units are those of :mod:`fyc.eval.regional` and :mod:`fyc.eval.fidelity` (I1-MSE on [0, 255]).
+    """
     flow = FlowEstimator(flow_backend, weights=flow_weights)
     rows = []
     for item in tqdm(items, desc="score", unit="video"):
@@ -56,20 +59,18 @@ def score_items(items: list[ManifestItem], flow_backend: str = "farneback", flow
             raise ValueError(f"{item.id}: scoring needs 'video' and 'mask' in the manifest")
         video = read_video(item.video)
         image = np.asarray(Image.open(item.image).convert("RGB"))
-        if image.shape != video.shape[1:]:
-            image = np.asarray(Image.fromarray(image).resize(video.shape[2:0:-1], Image.BICUBIC))
         region = _region(item, video.shape[1:3])
-        row = {"id": item.id, "prompt": item.prompt, "strength": item.strength,
-               "i1_mse": i1_mse(video[0], image),
-               "background_stillness": background_stillness(video, region)}
-        regional = regional_motion_metrics(video, region, flow, dilate_px=dilate_px)
-        row.update({k: v for k, v in regional.items() if k != "mean_flow"})
+        if not region.any():
+            raise ValueError(f"{item.id}: mask {item.mask} is empty")
+        row = {"id": item.id, "prompt": item.prompt, "strength": item.strength, "i1_mse": i1_mse(video[0], image)}
+        row.update(regional_motion_metrics(video, region, flow, dilate_px=dilate_px,
+                                           reference_short_side=reference_short_side, min_magnitude=min_magnitude))
         direction = prompted_direction(item.prompt)
         if direction is not None:
-            dx, dy = regional["mean_flow"]
-            want = _DIRECTIONS[direction]
-            row["direction_correct"] = float(dx * want[0] + dy * want[1] > 0)
-        row.update({f"gt_{k}": v for k, v in item.extra.items() if isinstance(v, (int, float, str))})
+            cosine = direction_cosine(direction, (row["direction_dx"], row["direction_dy"]))
+            row["direction_cosine"] = cosine
+            row["direction_correct"] = float(cosine >= DIRECTION_COS_THRESHOLD)
+        row.update({k: v for k, v in item.extra.items() if isinstance(v, (int, float, str))})
         rows.append(row)
     return rows, summarize(rows)
 
@@ -77,7 +78,8 @@ def score_items(items: list[ManifestItem], flow_backend: str = "farneback", flow
 def summarize(rows: list[dict]) -> dict:
     """Means of per-sample metrics, direction accuracy, and the strength Spearman over the set."""
     summary = {"num_samples": len(rows)}
-    for key in ("i1_mse", "background_stillness", "motion_leakage", "in_region_magnitude"):
+    for key in ("i1_mse", "background_stillness", "motion_leakage", "in_region_magnitude", "out_region_magnitude",
+                "motion_precision", "no_motion"):
         values = [r[key] for r in rows if r.get(key) is not None and not math.isnan(r[key])]
         if values:
             summary[key] = float(np.mean(values))
