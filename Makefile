@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= outputs/demo
 
-.PHONY: install demo test test-fast clean
+.PHONY: install browser demo test test-fast clean
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (fyc needs Python 3.11; set PYTHON=...)"; exit 1; }
@@ -20,13 +20,17 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 
 install: $(STAMP)
 
+# Headless Chromium + chromedriver (apt) for tests/test_app_browser.py; idempotent, needs root or sudo.
+browser:
+	bash scripts/install_browser.sh
+
 demo: install
 	$(PY) scripts/demo.py --out $(DEMO_DIR)
 
-test: install
+test: install browser
 	$(PY) -m pytest -q
 
-test-fast: install
+test-fast: install browser
 	$(PY) -m pytest -q -m "not slow"
 
 clean:

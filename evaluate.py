@@ -2,6 +2,9 @@
 
 python evaluate.py mode=all pipeline_dir=logs/toy/runs/<run>/pipeline manifest=data/toy/benchmark/benchmark.jsonl
 python evaluate.py mode=score manifest=<run>/generated.jsonl
+python evaluate.py mode=score manifest=<jsonl> metrics.clip_model=openai/clip-vit-large-patch14 \
+    metrics.fvd_detector=<i3d_torchscript.pt or URL> metrics.region=swept device=cuda
+python evaluate.py eval_protocol=msrvtt_fvd pipeline_dir=<run>/pipeline device=cuda   # or eval_protocol=fyc30
 """
 import os
 from pathlib import Path

@@ -178,6 +178,31 @@ def train_step(model, inputs: dict, autocast_dtype: torch.dtype | None, device: 
     loss.backward()
 
 
+def print_profile(name: str, model, inputs, autocast_dtype, device, top: int) -> None:
+    """The ``top`` ops of one train step by self time on the device (CPU time on a CPU), plus totals."""
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        train_step(model, inputs, autocast_dtype, device)
+        synchronize(device)
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = prof.key_averages()
+    print(f"--- profile: {name} ({len(prof.events())} events)")
+    print(events.table(sort_by=sort, row_limit=top, max_name_column_width=60))
+
+
+def report_syncs(name: str, model, inputs, autocast_dtype, device) -> None:
+    """Count the host-device synchronisations of one train step (they stall the launch queue)."""
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            train_step(model, inputs, autocast_dtype, device)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    syncs = [str(w.message).splitlines()[0] for w in caught if "synchroniz" in str(w.message)]
+    print(f"--- syncs: {name}: {len(syncs)}" + "".join(f"\n    {m}" for m in sorted(set(syncs))[:5]))
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -290,6 +315,10 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--threads", type=int, help="CPU intra-op threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="also print the N most expensive ops of one profiled train step per model")
+    parser.add_argument("--sync-debug", action="store_true",
+                        help="CUDA: report host-device synchronisations in one train step per model")
     args = parser.parse_args()
     for key, value in CONFIGS[args.config]["defaults"].items():
         if getattr(args, key) is None:
@@ -361,6 +390,10 @@ def main() -> None:
             times[name] += time_steps(model, inputs[name], dtype, device, args.steps)
             if name not in memory:
                 memory[name] = peak_step_memory(model, inputs[name], dtype, device)
+                if args.sync_debug and device.type == "cuda":
+                    report_syncs(name, model, inputs[name], dtype, device)
+                if args.profile:
+                    print_profile(name, model, inputs[name], dtype, device, args.profile)
             model.zero_grad(set_to_none=True)
             models[name] = model.to("cpu")
             if device.type == "cuda":

@@ -21,7 +21,7 @@ def test_every_experiment_composes(experiment, tmp_path):
     assert cfg.model._target_ and cfg.data._target_ and cfg.trainer._target_ == "lightning.Trainer"
 
 
-@pytest.mark.parametrize("group", ["trainer", "logger", "debug", "pretrained", "data", "model", "callbacks"])
+@pytest.mark.parametrize("group", ["trainer", "logger", "debug", "pretrained", "data", "model", "callbacks", "ablation"])
 def test_every_group_option_composes(group, tmp_path):
     for option in _options(group):
         cfg = compose("train", [f"{group}={option}", f"paths.output_dir={tmp_path}"])
@@ -45,3 +45,61 @@ def test_toy_config_instantiates(train_cfg_factory):
     batch = next(iter(data.train_dataloader()))
     assert batch["pixel_values"].shape[1:] == (3, cfg.data.train_dataset.num_frames, 32, 32)
     assert Path(cfg.paths.toy_components).is_dir()
+
+
+@pytest.mark.parametrize("experiment", ["toy", "paper_stage2"])
+@pytest.mark.parametrize("ablation", _options("ablation"))
+def test_every_ablation_composes_on_toy_and_paper(experiment, ablation, tmp_path):
+    cfg = compose("train", [f"experiment={experiment}", f"ablation={ablation}", f"paths.output_dir={tmp_path}"])
+    OmegaConf.resolve(cfg)
+    expected = {"no_ma": ("short_prompt", "short_prompt", False), "no_data_no_ma": ("caption", "short_prompt", False),
+                "no_short_prompt_data": ("caption", "caption", True)}.get(ablation, ("caption", "short_prompt", True))
+    model = cfg.model
+    assert (model.spatial_text, model.motion_text, model.unet.motion_augmented_attention) == expected
+    if ablation == "stride_conditioning":
+        assert model.unet.frame_stride_embedding and not model.unet.motion_strength_embedding
+    if ablation == "first_frame_repeat":
+        assert model.unet.first_frame_placement == "repeat"
+
+
+def test_paper_recipe_values(tmp_path):
+    """The two paper stages carry the paper's numbers [P §5.1] and stage 2 starts from stage 1."""
+    from fyc.training.run import check_global_batch_size
+
+    s1 = compose("train", ["experiment=paper_stage1", f"paths.output_dir={tmp_path}"])
+    s2 = compose("train", ["experiment=paper_stage2", f"paths.output_dir={tmp_path}"])
+    OmegaConf.resolve(s1)
+    OmegaConf.resolve(s2)
+    assert (s1.trainer.max_steps, s2.trainer.max_steps) == (60000, 30000)
+    assert s1.model.optimizer.lr == 1e-4 and s1.model.first_frame_masking.ratio == 0.7
+    d = s1.data.train_dataset
+    assert (d.resolution, d.num_frames, d.frame_stride) == (512, 16, 4)
+    assert s1.data.batch_size * s1.trainer.devices * s1.trainer.num_nodes == s1.global_batch_size == 32
+    assert not s1.model.unet.motion_augmented_attention and s2.model.unet.motion_augmented_attention
+    assert s2.model.init_from.endswith("paper_stage1/checkpoints/last.ckpt") and s2.data.train_dataset.require_short_prompt
+    check_global_batch_size(s1)
+    with pytest.raises(ValueError, match="global_batch_size=32"):
+        check_global_batch_size(compose("train", ["experiment=paper_stage1", "trainer.devices=4"]))
+    check_global_batch_size(compose("train", ["experiment=paper_stage1", "trainer.devices=4",
+                                              "trainer.accumulate_grad_batches=2"]))
+
+
+def test_distributed_trainer_configs(tmp_path, monkeypatch):
+    """ddp / fsdp / deepspeed_zero2 name real Lightning strategies; DeepSpeed missing gives an actionable error."""
+    import importlib.util
+
+    from fyc.training.run import check_strategy_available
+
+    targets = {}
+    for option in ("ddp", "fsdp", "deepspeed_zero2"):
+        cfg = compose("train", [f"trainer={option}", "trainer.num_nodes=2", f"paths.output_dir={tmp_path}"])
+        assert cfg.trainer.num_nodes == 2 and cfg.trainer.precision == "bf16-mixed"
+        targets[option] = hydra.utils.get_class(cfg.trainer.strategy._target_).__name__
+        if option != "deepspeed_zero2":
+            assert hydra.utils.instantiate(cfg.trainer.plugins[0]).__class__.__name__ == "AtomicCheckpointIO"
+    assert targets == {"ddp": "DDPStrategy", "fsdp": "FSDPStrategy", "deepspeed_zero2": "DeepSpeedStrategy"}
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "deepspeed" else real_find_spec(name, *a))
+    with pytest.raises(ImportError, match="pip install deepspeed"):
+        check_strategy_available(compose("train", ["trainer=deepspeed_zero2"]).trainer.strategy)
+    check_strategy_available(compose("train", ["trainer=ddp"]).trainer.strategy)

@@ -7,6 +7,7 @@ import pytest
 
 from conftest import ROOT, compose
 from fyc.eval.manifest import load_manifest, write_manifest
+from test_eval_metrics import build_tiny_detector, tiny_clip_dir  # noqa: F401 (fixture)
 
 
 def test_toy_benchmark_manifest(toy_benchmark):
@@ -42,8 +43,11 @@ def test_score_mode_on_true_videos(toy_benchmark, tmp_path):
     results = json.loads(paths["results"].read_text())
     metrics = results["metrics"]
     assert metrics["num_samples"] == 4
-    # Flow of a translating object leaves its first-frame mask as it moves, so even true videos leak some.
+    # Flow of a translating object leaves its first-frame mask as it moves, so even true videos leak some
+    # (region=swept/tracked follow the object: tests/test_eval_regional.py).
     assert metrics["motion_leakage"] < 0.45
+    assert results["protocol"]["regional"]["region"] == "first_frame"
+    assert "fvd" not in metrics and "text_align" not in metrics  # off by default: no weights needed
     assert metrics["i1_mse"] < 5.0  # first frame of the true video vs the image cut from it
     assert paths["table"].read_text().startswith("| Method |")
     assert paths["per_sample"].is_file()
@@ -60,3 +64,58 @@ def test_evaluate_all_from_pipeline_cli(toy_benchmark, toy_pipeline_dir, tmp_pat
     metrics = json.loads((out / "results.json").read_text())["metrics"]
     assert metrics["num_samples"] == 4 and "motion_leakage" in metrics
     assert len(list((out / "videos").glob("*.mp4"))) == 4
+
+
+def test_score_with_tiny_clip_and_fvd_detector(toy_benchmark, tiny_clip_dir, tmp_path):
+    """CLIP and FVD switched on by config: the numbers land in results.json and table.md with their protocol."""
+    from fyc.eval.runner import evaluate
+
+    detector = build_tiny_detector(tmp_path / "i3d_tiny.pt", num_features=3)  # 3 features < 4 clips
+    items = load_manifest(toy_benchmark)
+    for item in items:
+        item.video = item.reference_video  # "generated" = first 4 frames; reference = frames 0, 2, 4, 6
+    manifest = write_manifest(tmp_path / "true.jsonl", items)
+    out = tmp_path / "eval"
+    cfg = compose("evaluate", ["mode=score", f"manifest={manifest}", f"output_dir={out}",
+                               f"paths.output_dir={tmp_path}", f"metrics.clip_model={tiny_clip_dir}",
+                               f"metrics.fvd_detector={detector}",
+                               "metrics.fvd.num_features=3", "metrics.fvd.num_frames=4", "metrics.fvd.frame_stride=2",
+                               "metrics.fvd.resolution=24", "metrics.fvd.batch_size=3", "metrics.region=swept"])
+    paths = evaluate(cfg)
+    results = json.loads(paths["results"].read_text())
+    metrics, protocol = results["metrics"], results["protocol"]
+    for key in ("text_align", "tem_consis", "image_align"):
+        assert -1.0 <= metrics[key] <= 1.0, key  # raw cosines
+    assert 0.0 <= metrics["text_align_clip_s"] <= 2.5
+    assert metrics["tem_consis"] > 0.5  # consecutive frames of a mostly static scene
+    assert metrics["fvd"] > 0.0
+    fvd = protocol["fvd"]
+    assert fvd["num_real"] == fvd["num_fake"] == 4 and fvd["num_frames"] == 4
+    assert fvd["reference_frame_stride"] == 2 and fvd["resolution"] == {"real": ["24x24"], "fake": ["24x24"]}
+    assert fvd["detector"]["path"] == str(detector.resolve()) and len(fvd["detector"]["sha256"]) == 64
+    assert protocol["clip"]["checkpoint"] == str(tiny_clip_dir) and protocol["regional"]["region"] == "swept"
+    header, _, row = paths["table"].read_text().splitlines()
+    for name in ("I1-MSE", "Tem-Consis", "Text-Align", "Image-Align", "FVD", "Leakage"):
+        assert name in header
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert float(cells[columns.index("FVD ↓")]) == pytest.approx(metrics["fvd"], rel=1e-3)
+    per_sample = paths["per_sample"].read_text().splitlines()[0].split(",")
+    assert {"text_align", "tem_consis", "image_align"} <= set(per_sample)
+
+
+def test_score_errors_name_the_field(toy_benchmark, tmp_path):
+    from fyc.eval.runner import evaluate
+
+    items = load_manifest(toy_benchmark)
+    for item in items:
+        item.video = item.reference_video
+    items[1].reference_video = None
+    manifest = write_manifest(tmp_path / "m.jsonl", items)
+    base = ["mode=score", f"manifest={manifest}", f"output_dir={tmp_path / 'eval'}", f"paths.output_dir={tmp_path}"]
+    with pytest.raises(ValueError, match=f"{items[1].id}: FVD .* needs 'reference_video'"):
+        evaluate(compose("evaluate", base + [f"metrics.fvd_detector={tmp_path / 'x.pt'}"]))
+    with pytest.raises(ValueError, match="metrics.region must be one of"):
+        evaluate(compose("evaluate", base + ["metrics.region=everything"]))
+    with pytest.raises(ValueError, match="needs 1024 manifest items, .* has 4"):
+        evaluate(compose("evaluate", base + ["expected_num_items=1024"]))

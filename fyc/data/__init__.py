@@ -1,4 +1,5 @@
-"""Data: video files, frame sampling, the WebVid dataset with on-the-fly motion labels, the toy world generator.
+"""Data: video files, frame sampling, the WebVid dataset (on-the-fly or sidecar motion labels), offline motion
+annotation, short motion prompts, WebDataset shards, the toy world generator.
 
 Exports resolve lazily (PEP 562) so that e.g. the toy-world CLI does not pay for importing Lightning.
 """
@@ -19,6 +20,18 @@ _EXPORTS = {
     "VideoDataModule": "fyc.data.datamodule",
     "EpochSampler": "fyc.data.datamodule",
     "build_dataset": "fyc.data.datamodule",
+    "limit_opencv_threads": "fyc.data.video_io",
+    "EpochLoader": "fyc.data.datamodule",
+    "AnnotateConfig": "fyc.data.annotate",
+    "annotate_motion": "fyc.data.annotate",
+    "read_sidecar": "fyc.data.annotate",
+    "MotionSidecar": "fyc.data.annotate",
+    "merge_sidecar": "fyc.data.annotate",
+    "RuleBasedExtractor": "fyc.data.motion_prompts",
+    "LLMExtractor": "fyc.data.motion_prompts",
+    "make_motion_prompts": "fyc.data.motion_prompts",
+    "write_shards": "fyc.data.shards",
+    "WebVidShardDataset": "fyc.data.shards",
     "TOY_VOCABULARY": "fyc.data.toy_world",
     "ToyWorldConfig": "fyc.data.toy_world",
     "ToyVideo": "fyc.data.toy_world",

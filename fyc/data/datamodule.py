@@ -10,21 +10,28 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 import lightning as L
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
+
+from fyc.data.video_io import limit_opencv_threads
 
 DatasetSpec = Dataset | Callable[[], Dataset] | Mapping[str, Any]
 
 
 def build_dataset(spec: DatasetSpec) -> Dataset:
-    """A Dataset from a Dataset, a factory, or WebVidDataset kwargs (OmegaConf nodes are converted first)."""
+    """A Dataset from a Dataset, a factory, or WebVidDataset kwargs (OmegaConf nodes are converted first); a
+    mapping with a ``shards`` key (the shard folder) gives a streaming :class:`~fyc.data.shards.WebVidShardDataset`."""
     if isinstance(spec, Dataset):
         return spec
     if isinstance(spec, Mapping):
         from omegaconf import DictConfig, OmegaConf
 
+        kwargs = OmegaConf.to_container(spec, resolve=True) if isinstance(spec, DictConfig) else dict(spec)
+        if "shards" in kwargs:  # a shard folder: stream it (WebVidShardDataset kwargs, "shards" = the folder)
+            from fyc.data.shards import WebVidShardDataset
+
+            return WebVidShardDataset(kwargs.pop("shards"), **kwargs)
         from fyc.data.webvid import WebVidDataset
 
-        kwargs = OmegaConf.to_container(spec, resolve=True) if isinstance(spec, DictConfig) else dict(spec)
         return WebVidDataset(**kwargs)
     if callable(spec):
         return spec()
@@ -46,10 +53,31 @@ class EpochSampler(DistributedSampler):
 
 
 def _worker_init(_worker_id: int) -> None:
-    # Each worker runs OpenCV flow on its own core; OpenCV's own thread pool would oversubscribe the CPU.
-    import cv2
+    # Each worker runs OpenCV flow on its own core; OpenCV's own thread pool would oversubscribe the CPU. The
+    # parent already set 1 thread before forking (see limit_opencv_threads), so this is only a safety net.
+    limit_opencv_threads()
 
-    cv2.setNumThreads(1)
+
+class EpochLoader(DataLoader):
+    """DataLoader over an ``IterableDataset`` that tells the dataset its epoch (0, 1, ...) at every ``iter()``.
+
+    Lightning forwards ``set_epoch`` only to samplers, and an iterable dataset has none; without this every epoch
+    would read the shards in the same order. The epoch lives in the dataset's shared memory, so persistent
+    workers see it too.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._next_epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self._next_epoch = int(epoch)
+
+    def __iter__(self):
+        if callable(getattr(self.dataset, "set_epoch", None)):
+            self.dataset.set_epoch(self._next_epoch)
+        self._next_epoch += 1
+        return super().__iter__()
 
 
 class VideoDataModule(L.LightningDataModule):
@@ -84,6 +112,8 @@ class VideoDataModule(L.LightningDataModule):
             self.val_set = build_dataset(self.val_spec)
 
     def _loader(self, dataset: Dataset, batch_size: int, **kwargs) -> DataLoader:
+        if self.num_workers > 0:
+            limit_opencv_threads()
         return DataLoader(dataset, batch_size=batch_size, num_workers=self.num_workers, pin_memory=self.pin_memory,
                           persistent_workers=self.persistent_workers,
                           worker_init_fn=_worker_init if self.num_workers > 0 else None, **kwargs)
@@ -93,6 +123,16 @@ class VideoDataModule(L.LightningDataModule):
             self.setup("fit")
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        if isinstance(self.train_set, IterableDataset):  # streaming shards: the dataset splits ranks/workers itself
+            if self.num_workers > 0:
+                limit_opencv_threads()
+            loader = EpochLoader(self.train_set, batch_size=self.batch_size, num_workers=self.num_workers,
+                                 pin_memory=self.pin_memory, persistent_workers=self.persistent_workers,
+                                 worker_init_fn=_worker_init if self.num_workers > 0 else None,
+                                 drop_last=self.drop_last)
+            if trainer is not None and getattr(trainer, "current_epoch", 0):
+                loader.set_epoch(trainer.current_epoch)
+            return loader
         sampler = EpochSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=self.shuffle_seed)
         return self._loader(self.train_set, self.batch_size, sampler=sampler, drop_last=self.drop_last)
 
@@ -101,4 +141,6 @@ class VideoDataModule(L.LightningDataModule):
             self.setup("validate")
         if self.val_set is None:
             return []
+        if isinstance(self.val_set, IterableDataset):
+            return self._loader(self.val_set, self.val_batch_size)
         return self._loader(self.val_set, self.val_batch_size, shuffle=False)

@@ -7,6 +7,7 @@ decodes to the same pixels in every frame (the toy world's ground truth depends 
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Sequence
@@ -51,20 +52,53 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 8.0, c
     return path
 
 
-def video_info(path: str | os.PathLike) -> tuple[int, float, int, int]:
-    """Return ``(num_frames, fps, height, width)`` of a video file (decord)."""
+VideoSource = str | os.PathLike | bytes | bytearray | memoryview
+
+
+def _uri(source: VideoSource):
+    """decord input: a path string, or a fresh in-memory file for encoded bytes (e.g. an mp4 read from a shard)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return io.BytesIO(bytes(source))
+    return str(source)
+
+
+def video_info(path: VideoSource) -> tuple[int, float, int, int]:
+    """Return ``(num_frames, fps, height, width)`` of a video file or of encoded video bytes.
+
+    Frame count and fps come from decord (the decoder that reads the frames); the frame size from the container
+    header through PyAV (no frame decoded: ~5 ms less per sample), falling back to decoding frame 0 with decord.
+    """
     from decord import VideoReader, cpu
 
-    reader = VideoReader(str(path), ctx=cpu(0))
-    h, w = reader[0].shape[:2]
-    return len(reader), float(reader.get_avg_fps()), h, w
+    reader = VideoReader(_uri(path), ctx=cpu(0), num_threads=1)
+    length, fps = len(reader), float(reader.get_avg_fps())
+    size = _header_size(path)
+    if size is None:
+        size = reader[0].shape[:2]
+    del reader
+    return length, fps, int(size[0]), int(size[1])
 
 
-def read_video(path: str | os.PathLike, indices: Sequence[int] | None = None,
+def _header_size(source: VideoSource) -> tuple[int, int] | None:
+    """(height, width) of the first video stream from the container header (PyAV), None if unavailable."""
+    try:
+        import av
+
+        with av.open(_uri(source)) as container:
+            codec = container.streams.video[0].codec_context
+            if codec.height > 0 and codec.width > 0:
+                return codec.height, codec.width
+    except Exception:  # noqa: BLE001 - any PyAV problem: decode a frame instead
+        return None
+    return None
+
+
+def read_video(path: VideoSource, indices: Sequence[int] | None = None,
                size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode frames with decord → uint8 ``(F, H, W, 3)``.
 
     Args:
+        path: a video file, or the encoded bytes of one (mp4 in memory).
         indices: frame indices to decode (all frames when None).
         size: optional ``(height, width)``: resized inside the decoder (cheaper than resizing afterwards). decord
             0.6's resizer fails for some output widths (1-4, 6, 8, 12, 16, 24, 48, 72 px, whatever the source);
@@ -74,7 +108,7 @@ def read_video(path: str | os.PathLike, indices: Sequence[int] | None = None,
     from decord._ffi.base import DECORDError
 
     def decode(kwargs: dict) -> np.ndarray:
-        reader = VideoReader(str(path), ctx=cpu(0), num_threads=1, **kwargs)
+        reader = VideoReader(_uri(path), ctx=cpu(0), num_threads=1, **kwargs)
         frames = reader.get_batch(list(range(len(reader)) if indices is None else indices)).asnumpy()
         del reader  # frees the file handle now, not at garbage collection
         return frames
@@ -88,3 +122,13 @@ def read_video(path: str | os.PathLike, indices: Sequence[int] | None = None,
 
         frames = decode({})
         return np.stack([cv2.resize(f, (int(size[1]), int(size[0])), interpolation=cv2.INTER_AREA) for f in frames])
+
+
+def limit_opencv_threads() -> None:
+    """One OpenCV thread in this process. Call it in the parent *before* forking workers: a forked child that
+    changes the thread count of a pool its parent had started hangs (pthread_cond_destroy on the inherited,
+    thread-less pool), so workers must inherit an already single-threaded OpenCV."""
+    import cv2
+
+    if cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)

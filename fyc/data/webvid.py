@@ -80,6 +80,11 @@ def _read_table(csv_path: Path, columns: list[str]):
     return table[columns].fillna(""), malformed
 
 
+#: Why a sample was skipped (keys of ``WebVidDataset.skipped``).
+SKIP_REASONS = ("missing_file", "decode_error", "too_few_frames", "bad_row", "no_short_prompt", "no_label",
+                "stale_label")
+
+
 class _Skip(Exception):
     """A sample that cannot be used; ``reason`` is the key counted in ``WebVidDataset.skipped``."""
 
@@ -121,7 +126,13 @@ class WebVidDataset(Dataset):
         caption_column, short_prompt_column: text columns; a missing short-prompt column gives "" unless
             ``require_short_prompt`` (then the column is required and rows with an empty prompt are skipped).
         motion_labels: "flow" (default) labels every sample from the optical flow of exactly the returned frames;
-            None omits the motion keys.
+            "sidecar" (or the path of one) reads precomputed labels from a parquet sidecar written by
+            ``scripts/annotate_motion.py`` (:mod:`fyc.data.annotate`): each video then uses the sidecar's fixed
+            frame window (``frame_stride``/``target_fps``/``start`` are ignored, crops stay random), the
+            full-frame mask is resized and cropped with the pixels, and rows without an ok label are skipped
+            (``no_label``); None omits the motion keys.
+        motion_sidecar: the sidecar for ``motion_labels="sidecar"`` (default: ``<csv stem>.motion.parquet``
+            beside the CSV).
         flow_backend, flow_weights, reference_short_side: the flow labeller (see ``fyc.motion``).
         label_fn: replaces the flow labeller (e.g. precomputed labels), see :data:`LabelFn`.
         seed: sample ``i``'s randomness (stride, start, crop) comes from ``(seed, epoch, i)`` only, so it does not
@@ -129,7 +140,8 @@ class WebVidDataset(Dataset):
         max_attempts: a broken sample is replaced by the next index, at most this many tries in total.
 
     Broken samples (missing file, undecodable video, too few frames, bad row) are skipped: counted per reason in
-    ``self.skipped`` (per process: each DataLoader worker counts its own) and warned about once per file.
+    ``self.skipped`` (per process: each DataLoader worker counts its own) and warned about once per file;
+    :attr:`skipped_all_processes` sums the counts of the main process and all its (forked or spawned) workers.
     """
 
     def __init__(self, csv_path: str | Path, video_root: str | Path | None = None, *,
@@ -138,9 +150,10 @@ class WebVidDataset(Dataset):
                  start: str = "random", random_crop: bool = False,
                  path_template: str = "{page_dir}/{videoid}.mp4", caption_column: str = "name",
                  short_prompt_column: str = "short_prompt", require_short_prompt: bool = False,
-                 motion_labels: str | None = "flow", flow_backend: str = "farneback",
+                 motion_labels: str | Path | None = "flow", flow_backend: str = "farneback",
                  flow_weights: str | None = "DEFAULT", reference_short_side: int | None = None,
-                 label_fn: LabelFn | None = None, seed: int = 0, max_attempts: int = 10):
+                 label_fn: LabelFn | None = None, seed: int = 0, max_attempts: int = 10,
+                 motion_sidecar: str | Path | None = None):
         import pandas as pd
 
         self.csv_path = Path(csv_path)
@@ -160,11 +173,21 @@ class WebVidDataset(Dataset):
         self.path_template = path_template
         self.seed, self.max_attempts = int(seed), int(max_attempts)
         self.require_short_prompt = require_short_prompt
-        if motion_labels not in ("flow", None):
-            raise ValueError(f"motion_labels must be 'flow' or None, got {motion_labels!r}")
+        self.reference_short_side = reference_short_side
+        sidecar_path = None
+        if motion_labels == "sidecar":
+            sidecar_path = Path(motion_sidecar) if motion_sidecar is not None else \
+                self.csv_path.with_name(self.csv_path.stem + ".motion.parquet")
+        elif isinstance(motion_labels, Path) or (isinstance(motion_labels, str) and motion_labels != "flow"):
+            if not str(motion_labels).endswith(".parquet") and not Path(motion_labels).exists():
+                raise ValueError(f"motion_labels must be 'flow', 'sidecar', a sidecar path or None, "
+                                 f"got {motion_labels!r}")
+            sidecar_path = Path(motion_labels)
         if motion_labels is None and label_fn is not None:
             raise ValueError("label_fn given but motion_labels=None")
-        self.label_fn = None if motion_labels is None else (
+        if sidecar_path is not None and label_fn is not None:
+            raise ValueError("label_fn and sidecar motion labels are exclusive")
+        self.label_fn = None if motion_labels is None or sidecar_path is not None else (
             label_fn or FlowMotionLabeler(flow_backend, flow_weights, reference_short_side))
 
         if not self.csv_path.is_file():
@@ -190,12 +213,28 @@ class WebVidDataset(Dataset):
         self._captions = self._columns[caption_column]
         self._prompts = self._columns.get(short_prompt_column)
         del table
+        self.sidecar = None
+        if sidecar_path is not None:
+            from fyc.data.annotate import MotionSidecar
+
+            self.sidecar = MotionSidecar(sidecar_path, (self._videoids[i] for i in range(len(self._videoids))))
+            if self.sidecar.num_frames != self.num_frames:
+                raise ValueError(f"{sidecar_path}: num_frames={self.sidecar.num_frames} in the sidecar, but the "
+                                 f"dataset asks for num_frames={self.num_frames}")
+            if self.sidecar.coverage < 1.0:
+                logger.warning("%s: %.1f%% of the rows of %s have no ok motion label; they will be skipped "
+                               "(no_label)", sidecar_path, 100 * (1 - self.sidecar.coverage), self.csv_path)
 
         # Shared memory so that set_epoch() in the main process reaches persistent DataLoader workers too.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self.skipped: Counter[str] = Counter()
+        # Counts over all DataLoader workers (shared memory, like the epoch); increments are not atomic across
+        # processes, so a rare simultaneous skip may be lost: good enough for monitoring.
+        self._shared_skips = torch.zeros(len(SKIP_REASONS), dtype=torch.int64).share_memory_()
+        self._construction_skips: Counter[str] = Counter()
         if malformed:  # lines pandas could not parse never become samples; count them once, here
             self.skipped["bad_row"] += len(malformed)
+            self._construction_skips["bad_row"] += len(malformed)
             logger.warning("%s: skipped %d malformed line(s): %s", self.csv_path, len(malformed),
                            "; ".join(malformed[:5]))
         self._warned: set[str] = set()
@@ -232,8 +271,17 @@ class WebVidDataset(Dataset):
         raise RuntimeError(f"{len(failures)} consecutive samples from index {index} of {self.csv_path} are "
                            f"unusable:\n  " + "\n  ".join(failures))
 
+    @property
+    def skipped_all_processes(self) -> dict[str, int]:
+        """Skipped samples per reason, summed over this process and its DataLoader workers (since creation;
+        malformed CSV lines are counted once, at construction)."""
+        counts = Counter({r: int(c) for r, c in zip(SKIP_REASONS, self._shared_skips.tolist()) if c})
+        counts.update(self._construction_skips)
+        return dict(counts)
+
     def _record_skip(self, path: str, skip: _Skip) -> None:
         self.skipped[skip.reason] += 1
+        self._shared_skips[SKIP_REASONS.index(skip.reason)] += 1
         if path not in self._warned:
             self._warned.add(path)
             logger.warning("skipping %s: %s", path, skip)
@@ -251,27 +299,61 @@ class WebVidDataset(Dataset):
             raise _Skip("no_short_prompt", "empty short prompt")
         if not path.is_file():
             raise _Skip("missing_file", "no such file")
+        if path.stat().st_size == 0:
+            raise _Skip("decode_error", "empty file")
 
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        frames, clip = self._decode(path, rng)
+        window = None
+        if self.sidecar is not None:
+            window = self.sidecar.entry(index)
+            if window is None:
+                raise _Skip("no_label", f"no ok row for videoid {videoid!r} in the motion sidecar")
+        return self._make_sample(path, rng, videoid, self._captions[index], short_prompt, window)
+
+    def _make_sample(self, source, rng: np.random.Generator, videoid: str, caption: str, short_prompt: str,
+                     window: dict | None = None) -> dict:
+        """Decode ``source`` (path or encoded bytes), sample, resize/crop, label → the sample dict."""
+        frames, clip, (size, top, left) = self._decode(source, rng, window)
         sample = {
-            "pixel_values": torch.from_numpy(frames).permute(3, 0, 1, 2).float().div_(127.5).sub_(1.0),
+            "pixel_values": torch.from_numpy(frames).permute(3, 0, 1, 2)
+            .to(torch.float32, memory_format=torch.contiguous_format).div_(127.5).sub_(1.0),
             "frame_stride": torch.tensor(clip.stride, dtype=torch.int64),
             "fps": torch.tensor(clip.fps, dtype=torch.float32),
             "frame_indices": torch.from_numpy(clip.indices),
-            "caption": self._captions[index],
+            "caption": caption,
             "short_prompt": short_prompt,
             "videoid": videoid,
         }
-        if self.label_fn is not None:
+        if window is not None:
+            mask, strength = self._window_label(window, size, top, left)
+            sample["motion_mask"] = torch.from_numpy(mask).float()[None]
+            sample["motion_strength"] = torch.tensor(strength, dtype=torch.float32)
+        elif self.label_fn is not None:
             label = self.label_fn(frames, sample)
             sample["motion_mask"] = torch.as_tensor(label.mask, dtype=torch.float32).reshape(1, *frames.shape[1:3])
             sample["motion_strength"] = torch.tensor(float(label.strength), dtype=torch.float32)
         return sample
 
-    def _decode(self, path: Path, rng: np.random.Generator):
-        """→ uint8 (F, H, W, 3) at ``resolution`` and the :class:`~fyc.data.sampling.FrameSample` used."""
+    def _window_label(self, window: dict, size: tuple[int, int], top: int, left: int) -> tuple[np.ndarray, float]:
+        """Sidecar label → (mask bool (H, W) cropped like the pixels, strength in this dataset's unit)."""
+        import cv2
+
+        mask = cv2.resize(window["mask"].astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+        out_h, out_w = self.resolution
+        mask = mask[top:top + out_h, left:left + out_w].astype(bool)
+        # px per pair at the sidecar's reference short side → px of the resized frame (the returned pixels' scale)
+        reference = window.get("reference_short_side") or self.sidecar.reference_short_side
+        strength = window["strength"] * min(size) / reference
+        if self.reference_short_side is not None:  # same unit as the on-the-fly labeller
+            strength *= self.reference_short_side / min(out_h, out_w)
+        return mask, float(strength)
+
+    def _decode(self, path, rng: np.random.Generator, window: dict | None = None):
+        """→ uint8 (F, H, W, 3) at ``resolution``, the :class:`~fyc.data.sampling.FrameSample` used and the
+        geometry ``(resized size (h, w), crop top, crop left)``. ``window``: fixed frames (sidecar entry)."""
         from decord._ffi.base import DECORDError
+
+        from fyc.data.sampling import FrameSample
 
         try:
             length, native_fps, h, w = video_info(path)
@@ -279,11 +361,18 @@ class WebVidDataset(Dataset):
             raise _Skip("decode_error", f"cannot open: {err}") from err
         if not np.isfinite(native_fps) or native_fps <= 0:
             raise _Skip("decode_error", f"invalid fps {native_fps}")
-        try:
-            clip = sample_frame_indices(length, self.num_frames, native_fps, stride=self.frame_stride,
-                                        target_fps=self.target_fps, start=self.start, rng=rng)
-        except TooFewFramesError as err:
-            raise _Skip("too_few_frames", str(err)) from err
+        if window is not None:
+            indices = np.asarray(window["frame_indices"], dtype=np.int64)
+            if len(indices) != self.num_frames or indices.max() >= length:
+                raise _Skip("stale_label", f"sidecar window {indices.tolist()} does not fit the video "
+                                           f"({length} frames; {self.num_frames} wanted)")
+            clip = FrameSample(indices=indices, stride=int(window["frame_stride"]), fps=float(window["fps"]))
+        else:
+            try:
+                clip = sample_frame_indices(length, self.num_frames, native_fps, stride=self.frame_stride,
+                                            target_fps=self.target_fps, start=self.start, rng=rng)
+            except TooFewFramesError as err:
+                raise _Skip("too_few_frames", str(err)) from err
 
         out_h, out_w = self.resolution
         scale = max(out_h / h, out_w / w)  # shorter side (relative to the target aspect) fills the output
@@ -294,9 +383,11 @@ class WebVidDataset(Dataset):
             frames = read_video(path, indices, size=size if scale < 1 else None)
         except (DECORDError, RuntimeError, OSError) as err:
             raise _Skip("decode_error", f"cannot decode frames {indices}: {err}") from err
-        return self._resize_crop(frames, size, rng), clip
+        frames, top, left = self._resize_crop(frames, size, rng)
+        return frames, clip, (size, top, left)
 
-    def _resize_crop(self, frames: np.ndarray, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    def _resize_crop(self, frames: np.ndarray, size: tuple[int, int],
+                     rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
         from torchvision.transforms.v2 import functional as TF
 
         video = torch.from_numpy(frames).permute(0, 3, 1, 2)  # (F, 3, h, w) uint8
@@ -309,4 +400,4 @@ class WebVidDataset(Dataset):
         else:
             top, left = (size[0] - out_h) // 2, (size[1] - out_w) // 2
         video = TF.crop(video, top, left, out_h, out_w)
-        return np.ascontiguousarray(video.permute(0, 2, 3, 1).numpy())
+        return np.ascontiguousarray(video.permute(0, 2, 3, 1).numpy()), top, left

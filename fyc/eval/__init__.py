@@ -4,7 +4,10 @@
 - :mod:`fyc.eval.fvd`           — FVD, StyleGAN-V I3D protocol, distributed ``torchmetrics.Metric``.
 - :mod:`fyc.eval.clip_metrics`  — CLIP Tem-Consis / Text-Align / Image-Align (raw cosine).
 - :mod:`fyc.eval.fidelity`      — I1-MSE and background stillness (pixel scale [0, 255]).
-- :mod:`fyc.eval.regional`      — mask-aware motion metrics from optical flow (leakage, in-region magnitude, ...).
+- :mod:`fyc.eval.regional`      — mask-aware motion metrics from optical flow (leakage, in-region magnitude, ...),
+  with the allowed region ``first_frame`` / ``swept`` / ``tracked``.
+- :mod:`fyc.eval.score`, :mod:`fyc.eval.runner` — score a manifest, write results.json / per_sample.csv / table.md.
+- :mod:`fyc.eval.protocols`     — the fyc30 template filler/validator and the MSR-VTT FVD manifest builder.
 
 The names below are loaded on first access, so ``import fyc.eval.manifest`` stays light (no torchmetrics/scipy).
 """
@@ -12,11 +15,14 @@ from importlib import import_module
 
 _EXPORTS = {
     "frechet_distance": "frechet", "gaussian_stats": "frechet",
-    "FrechetVideoDistance": "fvd", "videos_to_bcthw": "fvd",
+    "FrechetVideoDistance": "fvd", "videos_to_bcthw": "fvd", "fvd_clip": "fvd", "resize_center_crop": "fvd",
     "CLIPEncoder": "clip_metrics", "CLIPVideoMetrics": "clip_metrics", "clip_video_scores": "clip_metrics",
+    "clip_protocol": "clip_metrics",
     "i1_mse": "fidelity", "background_stillness": "fidelity",
     "regional_motion_metrics": "regional", "RegionalMotionMetrics": "regional", "motion_precision": "regional",
-    "strength_spearman": "regional",
+    "strength_spearman": "regional", "REGION_MODES": "regional", "allowed_region": "regional",
+    "swept_region": "regional", "tracked_region": "regional",
+    "fill_fyc30_manifest": "protocols", "build_msrvtt_manifest": "protocols", "validate_benchmark_items": "protocols",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -79,6 +79,7 @@ class CLIPEncoder:
     def encode_images(self, images) -> torch.Tensor:
         """images: uint8 ``(N, H, W, 3)`` (numpy/torch) or a list of uint8 ``(H, W, 3)`` → float32 ``(N, D)`` unit vectors."""
         images = [np.asarray(image.cpu() if torch.is_tensor(image) else image) for image in images]
+        images = [image if image.flags.writeable else image.copy() for image in images]  # decoded frames are read-only
         for image in images:
             if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
                 raise ValueError(f"images must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
@@ -179,7 +180,17 @@ class CLIPVideoMetrics(Metric):
                 for key in CLIP_METRIC_KEYS if int(getattr(self, f"{key}_count")) > 0}
 
     def protocol(self) -> dict[str, Any]:
-        """Checkpoint and scale, for results files."""
-        return {"metric": "clip", "checkpoint": self.encoder.name, "scale": "raw cosine in [-1, 1]",
-                "text_align_clip_s": f"{CLIP_S_WEIGHT}*max(cos, 0) averaged over frames",
-                "aggregation": "mean over frames per video, then mean over videos"}
+        """Checkpoint and scale, for results files (:func:`clip_protocol`)."""
+        return clip_protocol(self.encoder)
+
+
+def clip_protocol(encoder: CLIPEncoder) -> dict[str, Any]:
+    """What makes CLIP numbers comparable: checkpoint, input size, embedding size, scale and aggregation."""
+    vision = encoder.model.config.vision_config
+    return {"metric": "clip", "implementation": "fyc.eval.clip_metrics (transformers CLIPModel)",
+            "checkpoint": encoder.name, "image_size": vision.image_size,
+            "projection_dim": encoder.model.config.projection_dim, "scale": "raw cosine in [-1, 1]",
+            "tem_consis": "cosine of consecutive frames", "text_align": "cosine(short prompt, frame)",
+            "image_align": "cosine(input image, frame)",
+            "text_align_clip_s": f"{CLIP_S_WEIGHT}*max(cos, 0) averaged over frames",
+            "aggregation": "mean over frames (pairs) per video, then mean over videos"}

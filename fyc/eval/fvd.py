@@ -88,6 +88,52 @@ def videos_to_bcthw(videos) -> torch.Tensor:
     return videos.permute(0, 4, 1, 2, 3).contiguous()
 
 
+def resize_center_crop(frames, side: int) -> np.ndarray:
+    """uint8 ``(F, H, W, 3)`` → uint8 ``(F, side, side, 3)``: resize so the short side is ``side`` (area
+    interpolation when shrinking, bicubic when enlarging; aspect kept), then centre-crop the long side."""
+    import cv2
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (F, H, W, 3), got {frames.dtype} {frames.shape}")
+    if side < 1:
+        raise ValueError(f"resolution must be >= 1, got {side}")
+    h, w = frames.shape[1:3]
+    scale = side / min(h, w)
+    nh, nw = max(side, int(round(h * scale))), max(side, int(round(w * scale)))
+    if (nh, nw) != (h, w):
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        frames = np.stack([cv2.resize(f, (nw, nh), interpolation=interp) for f in frames])
+    top, left = (nh - side) // 2, (nw - side) // 2
+    return np.ascontiguousarray(frames[:, top:top + side, left:left + side])
+
+
+def fvd_clip(frames, num_frames: int | None = None, resolution: int | None = None, frame_stride: int = 1,
+             start: int = 0, what: str = "video") -> np.ndarray:
+    """Cut the FVD clip out of decoded frames: frames ``start, start + stride, ...`` (``num_frames`` of them; all
+    from ``start`` when None), then :func:`resize_center_crop` to ``resolution`` (kept when None).
+
+    Args:
+        frames: uint8 ``(F, H, W, 3)``.
+        what: names the clip in errors (e.g. ``"item 7 reference_video"``).
+
+    Returns:
+        uint8 ``(num_frames, resolution, resolution, 3)``. Raises ValueError when the video is too short (clips
+        are never padded or looped: that would change the protocol).
+    """
+    frames = np.asarray(frames)
+    if frame_stride < 1 or start < 0:
+        raise ValueError(f"frame_stride must be >= 1 and start >= 0, got {frame_stride}, {start}")
+    clip = frames[start::frame_stride]
+    if num_frames is not None:
+        if len(clip) < num_frames:
+            raise ValueError(f"{what}: {len(frames)} frames, but the FVD protocol needs {num_frames} frames at "
+                             f"stride {frame_stride} from frame {start} "
+                             f"(>= {start + (num_frames - 1) * frame_stride + 1} frames)")
+        clip = clip[:num_frames]
+    return clip if resolution is None else resize_center_crop(clip, int(resolution))
+
+
 class FrechetVideoDistance(Metric):
     """FVD between real and generated clips; states are float64 sums so it syncs across processes.
 

@@ -4,10 +4,28 @@ No peer ships these (peer-codebases.md §10.4). Inputs are a video uint8 ``(F, H
 ``(H, W)`` (True = the clicked object, allowed to move) and optical flow from :class:`fyc.motion.FlowEstimator`
 (float ``(F-1, 2, H, W)``, pixels per consecutive frame pair, channel 0 = dx rightwards, 1 = dy downwards).
 The region can be dilated by ``dilate_px`` to forgive boundary pixels (flow estimators smear motion a few pixels
-past an object's edge). In :func:`regional_motion_metrics` the dilated region is used by the metrics that judge
-motion *outside* the region (``motion_leakage``, ``motion_precision``, ``background_stillness``); the metrics of
-the region's own motion (``in_region_magnitude``, ``direction_*``) use the mask as given, since a ring of still
-background around it would only dilute them.
+past an object's edge). In :func:`regional_motion_metrics` the *allowed region* (below), dilated, is used by the
+metrics that judge motion *outside* the region (``motion_leakage``, ``out_region_magnitude``, ``motion_precision``,
+``background_stillness``); the metrics of the region's own motion (``in_region_magnitude``, ``direction_*``) use
+the mask as given, since a ring of still background around it would only dilute them.
+
+Allowed region (``region=``, :data:`REGION_MODES`; all three keep the same flow and dilation):
+- ``"first_frame"`` — the given mask itself (the clicked object in the input image): a strict "nothing may move
+  outside the clicked pixels" reading. An object that moves correctly leaves it, so its own motion counts as
+  leakage (true toy videos, 32 px, Farneback, ``dilate_px=1``: ≈ 0.35).
+- ``"swept"`` — the area the clicked object sweeps if it moves rigidly with its own measured mean motion:
+  ``M_0`` = the mask; for each pair t, ``v_t`` = mean flow vector over ``M_t`` (where the object is at frame t),
+  ``d_{t+1} = d_t + v_t``, ``M_{t+1}`` = the mask translated by ``d_{t+1}`` (bilinear, coverage >= 0.5);
+  allowed = ∪_t M_t (:func:`swept_region`). Follows translation and shaking; rotation, scaling or deformation
+  that leaves the first-frame footprint still counts as leakage.
+- ``"tracked"`` — every mask pixel carried along its own flow: coverage ``c_0`` = the mask, ``c_{t+1}`` = ``c_t``
+  forward-warped along flow t (bilinear splatting, mass-preserving); allowed = ∪_t {c_t >= 0.5}
+  (:func:`tracked_region`). Also follows rotation and moderate deformation; strong growth (an object several
+  times its first-frame size) thins the coverage below 0.5 and is not followed.
+
+Both ``swept`` and ``tracked`` are supersets of the mask, so their leakage is never above ``first_frame``'s; only
+flow *inside* the tracked mask moves them, but they inherit the flow estimator's errors (Farneback underestimates
+the motion of large flat objects and smears motion ~4 px past edges on 32-64 px frames; DIS ~1 px).
 
 Units:
 - ``motion_leakage`` — Σ|flow| outside the region / Σ|flow| over the frame, all pairs, in [0, 1]. Flow at or below
@@ -38,6 +56,7 @@ DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down
 # A measured direction counts as correct when it is within 45° of the requested one.
 DIRECTION_COS_THRESHOLD = math.cos(math.pi / 4)
 DEFAULT_MIN_MAGNITUDE = 0.1  # px per pair; tuned OpenCV flow stays below this on static textured backgrounds
+REGION_MODES = ("first_frame", "swept", "tracked")
 
 
 # ---------------------------------------------------------------------------------------------------- masks
@@ -67,6 +86,91 @@ def dilate_mask(mask: np.ndarray, dilate_px: int) -> np.ndarray:
         return mask.copy()
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate_px + 1, 2 * dilate_px + 1))
     return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+
+
+def translate_mask(mask: np.ndarray, shift: Sequence[float]) -> np.ndarray:
+    """Translate a bool ``(H, W)`` mask by ``shift = (dx, dy)`` px (sub-pixel: bilinear coverage >= 0.5; what
+    leaves the frame is dropped) → bool ``(H, W)``."""
+    h, w = mask.shape
+    matrix = np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]], dtype=np.float64)
+    moved = cv2.warpAffine(mask.astype(np.float32), matrix, (w, h), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    return moved >= 0.5
+
+
+def swept_region(flow, region_mask) -> np.ndarray:
+    """The area a region sweeps when it moves rigidly with its own mean flow (see the module doc, ``"swept"``).
+
+    Args:
+        flow: float ``(F-1, 2, H, W)`` px per pair (channel 0 = dx, 1 = dy) on the grid of the earlier frame.
+        region_mask: bool ``(H, W)``, the region at frame 0.
+
+    Returns:
+        bool ``(H, W)`` = ∪_t M_t, a superset of ``region_mask``. Tracking stops once the translated mask has
+        left the frame.
+    """
+    flow = _flow_numpy(flow)
+    region = _region(flow, region_mask)
+    swept, current, offset = region.copy(), region, np.zeros(2)
+    for pair in flow:
+        if not current.any():
+            break
+        offset = offset + pair[:, current].mean(axis=1)
+        current = translate_mask(region, offset)
+        swept |= current
+    return swept
+
+
+def _splat(coverage: np.ndarray, flow_pair: np.ndarray) -> np.ndarray:
+    """Forward-warp float coverage ``(H, W)`` along ``flow_pair`` ``(2, H, W)`` with bilinear splatting (mass kept,
+    except what leaves the frame) → float ``(H, W)``."""
+    h, w = coverage.shape
+    ys, xs = np.nonzero(coverage > 0)
+    mass = coverage[ys, xs]
+    tx, ty = xs + flow_pair[0, ys, xs], ys + flow_pair[1, ys, xs]
+    x0, y0 = np.floor(tx).astype(np.int64), np.floor(ty).astype(np.int64)
+    fx, fy = tx - x0, ty - y0
+    out = np.zeros((h, w), dtype=np.float64)
+    for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+        xx, yy = x0 + dx, y0 + dy
+        keep = (xx >= 0) & (xx < w) & (yy >= 0) & (yy < h)
+        np.add.at(out, (yy[keep], xx[keep]), (mass * weight)[keep])
+    return out
+
+
+def tracked_region(flow, region_mask) -> np.ndarray:
+    """The area the region covers when each of its pixels is carried along its own flow (see the module doc,
+    ``"tracked"``).
+
+    Args:
+        flow: float ``(F-1, 2, H, W)`` px per pair on the grid of the earlier frame.
+        region_mask: bool ``(H, W)``, the region at frame 0.
+
+    Returns:
+        bool ``(H, W)`` = ∪_t {c_t >= 0.5}, where c_0 = the mask as coverage and c_{t+1} = c_t forward-warped along
+        flow t (bilinear splatting, mass-preserving); a superset of ``region_mask``.
+    """
+    flow = _flow_numpy(flow)
+    coverage = _region(flow, region_mask).astype(np.float64)
+    tracked = coverage >= 0.5
+    for pair in flow:
+        coverage = _splat(coverage, pair)
+        tracked |= coverage >= 0.5
+    return tracked
+
+
+def allowed_region(flow, region_mask, region: str = "first_frame", dilate_px: int = 0) -> np.ndarray:
+    """The region motion is allowed in: ``region`` ∈ :data:`REGION_MODES` applied to the frame-0 mask, then
+    dilated by ``dilate_px`` → bool ``(H, W)``."""
+    if region not in REGION_MODES:
+        raise ValueError(f"region must be one of {REGION_MODES}, got {region!r}")
+    if region == "swept":
+        mask = swept_region(flow, region_mask)
+    elif region == "tracked":
+        mask = tracked_region(flow, region_mask)
+    else:
+        mask = _region(_flow_numpy(flow), region_mask)
+    return dilate_mask(mask, dilate_px)
 
 
 # ----------------------------------------------------------------------------------------------- flow based
@@ -197,29 +301,39 @@ REGIONAL_METRIC_KEYS = ("motion_leakage", "no_motion", "in_region_magnitude", "o
                         "direction_dy", "motion_precision", "background_stillness")
 
 
-def regional_motion_metrics(video, region_mask, flow_estimator: Callable, dilate_px: int = 0,
+def regional_motion_metrics(video, region_mask, flow_estimator: Callable | None, dilate_px: int = 0,
                             reference_short_side: int | None = None,
-                            min_magnitude: float = DEFAULT_MIN_MAGNITUDE, flow=None) -> dict[str, float]:
+                            min_magnitude: float = DEFAULT_MIN_MAGNITUDE, flow=None,
+                            region: str = "first_frame") -> dict[str, float]:
     """All regional metrics of one video (keys :data:`REGIONAL_METRIC_KEYS`, units in the module doc).
 
     Args:
         video: uint8 ``(F>=2, H, W, 3)``.
         region_mask: bool ``(H, W)`` — the clicked object's mask at the video's resolution.
-        flow_estimator: e.g. ``fyc.motion.FlowEstimator("raft_large")``; called on ``video``.
-        dilate_px: grow the region by this many pixels for ``motion_leakage``, ``motion_precision``,
+        flow_estimator: e.g. ``fyc.motion.FlowEstimator("raft_large")``; called on ``video`` (may be None when
+            ``flow`` is given).
+        dilate_px: grow the allowed region by this many pixels for ``motion_leakage``, ``motion_precision``,
             ``background_stillness`` and ``out_region_magnitude``.
         reference_short_side: report ``in_region_magnitude`` / ``out_region_magnitude`` at this short side.
         min_magnitude: flow noise floor (px) for ``leakage`` / ``no_motion``.
         flow: precomputed flow ``(F-1, 2, H, W)`` (skips the estimator).
+        region: the allowed region, ``"first_frame"`` or ``"swept"`` (module doc).
     """
     video = np.asarray(video)
     if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8 or video.shape[0] < 2:
         raise ValueError(f"video must be uint8 (F>=2, H, W, 3), got {video.dtype} {video.shape}")
-    region = check_region_mask(region_mask, video.shape[1:3])
-    grown = dilate_mask(region, dilate_px)
-    flow = _flow_numpy(flow_estimator(video) if flow is None else flow)
+    if region not in REGION_MODES:
+        raise ValueError(f"region must be one of {REGION_MODES}, got {region!r}")
+    region_mask = check_region_mask(region_mask, video.shape[1:3])
+    if flow is None:
+        if flow_estimator is None:
+            raise ValueError("pass a flow_estimator or a precomputed flow")
+        flow = flow_estimator(video)
+    flow = _flow_numpy(flow)
     if flow.shape[0] != video.shape[0] - 1 or flow.shape[-2:] != video.shape[1:3]:
         raise ValueError(f"flow {flow.shape} does not match video {video.shape}")
+    grown = allowed_region(flow, region_mask, region, dilate_px)
+    region = region_mask
     leakage, no_motion = motion_leakage(flow, grown, min_magnitude)
     dx, dy = motion_direction(flow, region)
     scale = 1.0 if reference_short_side is None else reference_short_side / min(video.shape[1:3])
@@ -242,7 +356,7 @@ class RegionalMotionMetrics(Metric):
 
     Args:
         flow_estimator: callable on uint8 ``(F, H, W, 3)`` → flow ``(F-1, 2, H, W)``.
-        dilate_px, reference_short_side, min_magnitude: as in :func:`regional_motion_metrics`.
+        dilate_px, reference_short_side, min_magnitude, region: as in :func:`regional_motion_metrics`.
 
     ``update(videos, region_masks, requested_strengths=None, directions=None)``: a list (or ``(B, F, H, W, 3)``
     array) of uint8 videos, B bool ``(H, W)`` masks, optionally B requested strengths (for ``strength_spearman``,
@@ -255,9 +369,12 @@ class RegionalMotionMetrics(Metric):
     full_state_update = False
 
     def __init__(self, flow_estimator: Callable, dilate_px: int = 0, reference_short_side: int | None = None,
-                 min_magnitude: float = DEFAULT_MIN_MAGNITUDE, **kwargs: Any):
+                 min_magnitude: float = DEFAULT_MIN_MAGNITUDE, region: str = "first_frame", **kwargs: Any):
         super().__init__(**kwargs)
+        if region not in REGION_MODES:
+            raise ValueError(f"region must be one of {REGION_MODES}, got {region!r}")
         self.flow_estimator = flow_estimator
+        self.region = region
         self.dilate_px = dilate_px
         self.reference_short_side = reference_short_side
         self.min_magnitude = min_magnitude
@@ -281,7 +398,7 @@ class RegionalMotionMetrics(Metric):
                 raise ValueError(f"got {n} videos but {len(values)} {name}")
         for i in range(n):
             values = regional_motion_metrics(videos[i], region_masks[i], self.flow_estimator, self.dilate_px,
-                                             self.reference_short_side, self.min_magnitude)
+                                             self.reference_short_side, self.min_magnitude, region=self.region)
             for key in REGIONAL_METRIC_KEYS:
                 self._add(key, values[key])
             if directions is not None:

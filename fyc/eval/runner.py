@@ -19,6 +19,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Path]:
         raise ValueError(f"mode must be one of {MODES}, got {cfg.mode!r}")
     out_dir = Path(cfg.output_dir)
     items = load_manifest(cfg.manifest)
+    expected = cfg.get("expected_num_items")
+    if expected is not None and len(items) != int(expected):
+        raise ValueError(f"protocol {cfg.get('eval_protocol_name')!r} needs {expected} manifest items, "
+                         f"{cfg.manifest} has {len(items)}")
     written: dict[str, Path] = {}
     if cfg.mode in ("generate", "all"):
         if not cfg.pipeline_dir:
@@ -26,15 +30,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Path]:
         from fyc.pipelines.generate import generate_videos
         from fyc.pipelines.pipeline_fyc import FollowYourClickPipeline
 
-        pipeline = FollowYourClickPipeline.from_pretrained(cfg.pipeline_dir)
+        pipeline = FollowYourClickPipeline.from_pretrained(cfg.pipeline_dir).to(cfg.get("device", "cpu"))
         items = generate_videos(pipeline, items, out_dir / "videos", **cfg.generation)
         written["generated_manifest"] = write_manifest(out_dir / "generated.jsonl", items)
     if cfg.mode in ("score", "all"):
-        rows, summary = score_items(items, **cfg.metrics)
+        metrics_cfg = OmegaConf.to_container(cfg.metrics, resolve=True)
+        rows, summary, metric_protocol = score_items(items, **metrics_cfg, device=cfg.get("device", "cpu"))
         protocol = {"method": cfg.method_name, "manifest": str(cfg.manifest),
                     "pipeline_dir": cfg.pipeline_dir, "num_samples": len(items),
-                    "generation": OmegaConf.to_container(cfg.generation),
-                    "metrics": OmegaConf.to_container(cfg.metrics)}
+                    "eval_protocol": cfg.get("eval_protocol_name"),
+                    "generation": OmegaConf.to_container(cfg.generation, resolve=True),
+                    "metrics": metrics_cfg, **metric_protocol}
         written.update(write_reports(out_dir, rows, summary, protocol))
         log.info("metrics: %s", summary)
     return written

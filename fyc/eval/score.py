@@ -10,11 +10,12 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from fyc.data.video_io import read_video
+from fyc.data.video_io import read_video, video_info
 from fyc.eval.fidelity import i1_mse
+from fyc.eval.fvd import fvd_clip, videos_to_bcthw
 from fyc.eval.manifest import ManifestItem
-from fyc.eval.regional import (DEFAULT_MIN_MAGNITUDE, DIRECTION_COS_THRESHOLD, DIRECTIONS, direction_cosine,
-                               regional_motion_metrics, strength_spearman)
+from fyc.eval.regional import (DEFAULT_MIN_MAGNITUDE, DIRECTION_COS_THRESHOLD, DIRECTIONS, REGION_MODES,
+                               direction_cosine, regional_motion_metrics, strength_spearman)
 from fyc.motion import FlowEstimator
 
 # Paper Table 1 columns we can compute, in its order, plus our regional metrics.
@@ -22,6 +23,7 @@ TABLE_COLUMNS = (
     ("i1_mse", "I1-MSE ↓"),
     ("tem_consis", "Tem-Consis ↑"),
     ("text_align", "Text-Align ↑"),
+    ("image_align", "Image-Align ↑"),
     ("fvd", "FVD ↓"),
     ("motion_leakage", "Leakage ↓"),
     ("background_stillness", "BG change ↓"),
@@ -45,41 +47,140 @@ def prompted_direction(prompt: str) -> str | None:
     return found[0] if len(found) == 1 and "move" in words else None
 
 
+# FVD clip protocol defaults (fyc.eval.score.score_items ``fvd=``); configs/eval_protocol/msrvtt_fvd.yaml states
+# the paper's MSR-VTT protocol.
+FVD_DEFAULTS = {"num_features": 400, "num_frames": None, "frame_stride": 1, "start": 0, "resolution": None,
+                "batch_size": 8}
+
+
+def _load_image(path: str) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
 def score_items(items: list[ManifestItem], flow_backend: str = "farneback", flow_weights: str | None = "DEFAULT",
                 dilate_px: int = 1, reference_short_side: int | None = None,
-                min_magnitude: float = DEFAULT_MIN_MAGNITUDE) -> tuple[list[dict], dict]:
+                min_magnitude: float = DEFAULT_MIN_MAGNITUDE, region: str = "first_frame",
+                clip_model: str | None = None, clip_batch_size: int = 32, fvd_detector: str | None = None,
+                fvd: dict | None = None, device: str = "cpu") -> tuple[list[dict], dict, dict]:
     """Per-sample metric rows and the aggregate summary. Items need ``video``, ``image`` and ``mask``.
 
-    Metric units are those of :mod:`fyc.eval.regional` and :mod:`fyc.eval.fidelity` (I1-MSE on [0, 255]).
+    Args:
+        flow_backend, flow_weights: :class:`fyc.motion.FlowEstimator` backend and weights.
+        dilate_px, reference_short_side, min_magnitude, region: see :func:`fyc.eval.regional.regional_motion_metrics`
+            (``region`` = ``"first_frame"``, ``"swept"`` or ``"tracked"``).
+        clip_model: hub id or local ``save_pretrained`` folder of a ``transformers`` CLIP; adds ``tem_consis``,
+            ``text_align`` (short prompt vs frames), ``text_align_clip_s`` and ``image_align`` (raw cosines,
+            :mod:`fyc.eval.clip_metrics`). None skips them.
+        fvd_detector: TorchScript feature extractor (StyleGAN-V ``i3d_torchscript.pt``) path or URL; adds ``fvd``
+            between the generated ``video`` clips and the ``reference_video`` clips (every item needs one).
+            None skips it.
+        fvd: FVD clip protocol (keys of :data:`FVD_DEFAULTS`): ``num_frames`` (None = all frames of the generated
+            videos), ``frame_stride`` / ``start`` for the reference clips, ``resolution`` (square side both sides
+            are resized and centre-cropped to; None = the generated videos' short side), ``num_features``,
+            ``batch_size``. Only the reference frames needed are decoded.
+
+    Returns:
+        ``(rows, summary, protocol)``: per-sample dicts, the aggregate (:func:`summarize` plus ``fvd``), and what
+        makes the numbers comparable (regional settings; CLIP checkpoint and scale; FVD detector, clip count,
+        frames, stride, resolution) for results.json. Metric units are those of
+        :mod:`fyc.eval.regional`, :mod:`fyc.eval.fidelity` (I1-MSE on [0, 255]) and :mod:`fyc.eval.clip_metrics`.
     """
-    flow = FlowEstimator(flow_backend, weights=flow_weights)
-    rows = []
-    for item in tqdm(items, desc="score", unit="video"):
+    if region not in REGION_MODES:
+        raise ValueError(f"metrics.region must be one of {REGION_MODES}, got {region!r}")
+    fvd_cfg = dict(FVD_DEFAULTS)
+    unknown = set(fvd or {}) - set(FVD_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown metrics.fvd keys {sorted(unknown)}; known: {sorted(FVD_DEFAULTS)}")
+    fvd_cfg.update(fvd or {})
+    for item in items:
         if item.video is None or item.mask is None:
             raise ValueError(f"{item.id}: scoring needs 'video' and 'mask' in the manifest")
+        if fvd_detector and item.reference_video is None:
+            raise ValueError(f"{item.id}: FVD (metrics.fvd_detector) needs 'reference_video' for every item")
+    flow = FlowEstimator(flow_backend, weights=flow_weights, device=device)
+    encoder = None
+    if clip_model:
+        from fyc.eval.clip_metrics import CLIPEncoder
+
+        encoder = CLIPEncoder.from_pretrained(clip_model, device=device, batch_size=clip_batch_size)
+    fvd_metric = None
+    if fvd_detector:
+        from fyc.eval.fvd import FrechetVideoDistance
+
+        fvd_metric = FrechetVideoDistance(fvd_detector, num_features=fvd_cfg["num_features"],
+                                          frame_stride=fvd_cfg["frame_stride"]).to(device)
+        pending = {True: [], False: []}
+    rows = []
+    for item in tqdm(items, desc="score", unit="video"):
         video = read_video(item.video)
-        image = np.asarray(Image.open(item.image).convert("RGB"))
-        region = _region(item, video.shape[1:3])
-        if not region.any():
+        image = _load_image(item.image)
+        mask = _region(item, video.shape[1:3])
+        if not mask.any():
             raise ValueError(f"{item.id}: mask {item.mask} is empty")
         row = {"id": item.id, "prompt": item.prompt, "strength": item.strength, "i1_mse": i1_mse(video[0], image)}
-        row.update(regional_motion_metrics(video, region, flow, dilate_px=dilate_px,
+        row.update(regional_motion_metrics(video, mask, flow, dilate_px=dilate_px, region=region,
                                            reference_short_side=reference_short_side, min_magnitude=min_magnitude))
         direction = prompted_direction(item.prompt)
         if direction is not None:
             cosine = direction_cosine(direction, (row["direction_dx"], row["direction_dy"]))
             row["direction_cosine"] = cosine
             row["direction_correct"] = float(cosine >= DIRECTION_COS_THRESHOLD)
+        if encoder is not None:
+            from fyc.eval.clip_metrics import clip_video_scores
+
+            row.update(clip_video_scores(encoder, video, prompt=item.prompt, image=image))
+        if fvd_metric is not None:
+            _add_fvd_clips(fvd_metric, pending, item, video, fvd_cfg, flush=False)
         row.update({k: v for k, v in item.extra.items() if isinstance(v, (int, float, str))})
         rows.append(row)
-    return rows, summarize(rows)
+    summary = summarize(rows)
+    protocol = {"regional": {"flow_backend": flow_backend, "flow_weights": flow_weights if flow_backend.startswith(
+        "raft") else None, "region": region, "dilate_px": dilate_px, "min_magnitude": min_magnitude,
+        "reference_short_side": reference_short_side}}
+    if encoder is not None:
+        from fyc.eval.clip_metrics import clip_protocol
+
+        protocol["clip"] = clip_protocol(encoder)
+    if fvd_metric is not None:
+        _add_fvd_clips(fvd_metric, pending, None, None, fvd_cfg, flush=True)
+        summary["fvd"] = fvd_metric.compute()
+        protocol["fvd"] = {**fvd_metric.protocol(), "reference_frame_stride": fvd_cfg["frame_stride"],
+                           "reference_start": fvd_cfg["start"], "resize": "short side to resolution, centre crop",
+                           "requested_resolution": fvd_cfg["resolution"],
+                           "requested_num_frames": fvd_cfg["num_frames"],
+                           "generated_frames": "the first num_frames frames of each generated video"}
+    return rows, summary, protocol
+
+
+def _add_fvd_clips(metric, pending: dict, item: ManifestItem | None, video, cfg: dict, flush: bool) -> None:
+    """Queue the generated (fake) and reference (real) clip of ``item``; update the metric per full batch."""
+    if item is not None:
+        side = cfg["resolution"] or min(video.shape[1:3])
+        fake = fvd_clip(video, cfg["num_frames"], side, what=f"{item.id}: video {item.video}")
+        num, stride, start = fake.shape[0], cfg["frame_stride"], cfg["start"]
+        try:
+            length = video_info(item.reference_video)[0]
+        except Exception as err:  # decord raises its own error types
+            raise ValueError(f"{item.id}: cannot read reference_video {item.reference_video}: {err}") from err
+        needed = start + (num - 1) * stride + 1
+        if length < needed:
+            raise ValueError(f"{item.id}: reference_video {item.reference_video} has {length} frames, the FVD "
+                             f"protocol needs {num} frames at stride {stride} from frame {start} (>= {needed})")
+        reference = read_video(item.reference_video, list(range(start, needed, stride)))
+        real = fvd_clip(reference, num, side, what=f"{item.id}: reference_video {item.reference_video}")
+        pending[False].append(fake)
+        pending[True].append(real)
+    for real_side, clips in pending.items():
+        while clips and (flush or len(clips) >= cfg["batch_size"]):
+            batch, clips[:] = clips[:cfg["batch_size"]], clips[cfg["batch_size"]:]
+            metric.update(videos_to_bcthw(batch), real=real_side)
 
 
 def summarize(rows: list[dict]) -> dict:
     """Means of per-sample metrics, direction accuracy, and the strength Spearman over the set."""
     summary = {"num_samples": len(rows)}
     for key in ("i1_mse", "background_stillness", "motion_leakage", "in_region_magnitude", "out_region_magnitude",
-                "motion_precision", "no_motion"):
+                "motion_precision", "no_motion", "tem_consis", "text_align", "text_align_clip_s", "image_align"):
         values = [r[key] for r in rows if r.get(key) is not None and not math.isnan(r[key])]
         if values:
             summary[key] = float(np.mean(values))

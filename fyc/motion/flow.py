@@ -125,6 +125,19 @@ class FlowEstimator:
             return self._raft_flow(frames)
         return self._opencv_flow(frames)
 
+    def pairs(self, first: np.ndarray, second: np.ndarray) -> torch.Tensor:
+        """Flow from ``first[k]`` to ``second[k]`` for independent pairs (e.g. the pairs of several clips batched
+        into one RAFT call): uint8 ``(N, H, W, 3)`` each → float32 ``(N, 2, H, W)`` in input pixels."""
+        first, second = np.asarray(first), np.asarray(second)
+        if first.shape != second.shape or first.ndim != 4 or first.shape[-1] != 3 or first.shape[0] < 1:
+            raise ValueError(f"pairs need two uint8 (N>=1, H, W, 3) arrays of one shape, got {first.shape} and "
+                             f"{second.shape}")
+        if first.dtype != np.uint8 or second.dtype != np.uint8:
+            raise ValueError(f"frames must be uint8 in [0, 255], got {first.dtype} and {second.dtype}")
+        if self._raft is not None:
+            return self._raft_pairs(first, second)
+        return torch.cat([self._opencv_flow(np.stack([a, b])) for a, b in zip(first, second)])
+
     def _opencv_flow(self, frames: np.ndarray) -> torch.Tensor:
         _, h, w, _ = frames.shape
         scale = max(1, int(round(self.min_side / min(h, w))))
@@ -142,19 +155,27 @@ class FlowEstimator:
             flows.append(torch.from_numpy(np.ascontiguousarray(flow)).permute(2, 0, 1))
         return torch.stack(flows).float()
 
-    @torch.inference_mode()
     def _raft_flow(self, frames: np.ndarray) -> torch.Tensor:
-        t, h, w, _ = frames.shape
+        return self._raft_pairs(frames[:-1], frames[1:])
+
+    @torch.inference_mode()
+    def _raft_pairs(self, first: np.ndarray, second: np.ndarray) -> torch.Tensor:
+        n, h, w, _ = first.shape
         # Resize so both sides are >= 128 and divisible by 8; flow is rescaled back to input pixels.
         scale = max(1.0, _RAFT_MIN_SIDE / min(h, w))
         rh, rw = (int(round(h * scale / 8)) * 8, int(round(w * scale / 8)) * 8)
-        video = torch.from_numpy(frames).permute(0, 3, 1, 2).float().to(self.device) / 127.5 - 1.0
-        if (rh, rw) != (h, w):
-            video = F.interpolate(video, size=(rh, rw), mode="bilinear", align_corners=False)
+
+        def prepare(frames: np.ndarray) -> torch.Tensor:
+            video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).to(self.device)
+            video = video.float() / 127.5 - 1.0
+            if (rh, rw) != (h, w):
+                video = F.interpolate(video, size=(rh, rw), mode="bilinear", align_corners=False)
+            return video
+
         out = []
-        for start in range(0, t - 1, self.batch_size):
-            stop = min(start + self.batch_size, t - 1)
-            flow = self._raft(video[start:stop], video[start + 1:stop + 1])[-1]
+        for start in range(0, n, self.batch_size):
+            stop = min(start + self.batch_size, n)
+            flow = self._raft(prepare(first[start:stop]), prepare(second[start:stop]))[-1]
             out.append(flow)
         flow = torch.cat(out)
         if (rh, rw) != (h, w):

@@ -1,5 +1,6 @@
 """Sampling: click → mask → video."""
-from fyc.pipelines.click_to_mask import region_grow_mask
-from fyc.pipelines.pipeline_fyc import FollowYourClickPipeline, FollowYourClickPipelineOutput
+from fyc.pipelines.click_to_mask import RegionGrowSegmenter, SamSegmenter, load_segmenter, region_grow_mask
+from fyc.pipelines.pipeline_fyc import FollowYourClickPipeline, FollowYourClickPipelineOutput, Region
 
-__all__ = ["FollowYourClickPipeline", "FollowYourClickPipelineOutput", "region_grow_mask"]
+__all__ = ["FollowYourClickPipeline", "FollowYourClickPipelineOutput", "Region", "RegionGrowSegmenter",
+           "SamSegmenter", "load_segmenter", "region_grow_mask"]

@@ -42,7 +42,7 @@ def generate_videos(pipeline, items: list[ManifestItem], out_dir: str | Path, nu
         image = load_image_uint8(item.image)
         mask = item_mask(item, image)
         generator = torch.Generator().manual_seed(seed + k)
-        frames = pipeline(image, mask, prompt=item.prompt, strength=item.strength, num_frames=num_frames,
+        frames = pipeline(image, mask=mask, prompt=item.prompt, strength=item.strength, num_frames=num_frames,
                           num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
                           generator=generator).frames[0]
         video = write_video(out_dir / f"{item.id}.mp4", (frames * 255).round().astype(np.uint8), fps=fps,

@@ -1,12 +1,31 @@
-"""Training module → a FollowYourClickPipeline folder (diffusers layout, safetensors) that sampling loads."""
+"""Training module / checkpoint → folders that inference loads (diffusers layout, safetensors).
+
+* :func:`export_pipeline`: a module's UNet, VAE, text encoder, tokenizer + DDIM scheduler → FollowYourClickPipeline folder.
+* :func:`export_checkpoint`: a Lightning training checkpoint (``.ckpt``) → FollowYourClickUNet folder or full pipeline
+  folder; the model is rebuilt from the run config stored in the checkpoint (``fyc_config``), frozen weights come from
+  its pretrained paths, trained weights (EMA by default) from the checkpoint.
+"""
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Sequence
+
+import torch
 
 from fyc.models.schedulers import make_sampling_scheduler
 from fyc.pipelines.pipeline_fyc import FollowYourClickPipeline
+
+log = logging.getLogger(__name__)
+
+
+def _replace_dir(tmp: Path, out_dir: Path) -> Path:
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return out_dir
 
 
 def export_pipeline(module, out_dir: str | Path) -> Path:
@@ -19,8 +38,72 @@ def export_pipeline(module, out_dir: str | Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     pipe = FollowYourClickPipeline(vae=module.vae, text_encoder=module.text_encoder, tokenizer=module.tokenizer,
                                    unet=module.unet, scheduler=make_sampling_scheduler())
-    pipe.save_pretrained(tmp)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
-    return out_dir
+    pipe.save_pretrained(tmp, safe_serialization=True)
+    return _replace_dir(tmp, out_dir)
+
+
+def export_unet(unet, out_dir: str | Path) -> Path:
+    """Save a FollowYourClickUNet folder (config.json + diffusion_pytorch_model.safetensors), atomically."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    unet.save_pretrained(tmp, safe_serialization=True)
+    return _replace_dir(tmp, out_dir)
+
+
+def module_from_checkpoint(ckpt_path: str | Path, overrides: Sequence[str] = (), config: str | Path | None = None,
+                           weights: str = "ema"):
+    """Rebuild the FollowYourClickModule of a training checkpoint with its trained weights loaded.
+
+    Args:
+        ckpt_path: Lightning checkpoint written by ``train.py``.
+        overrides: OmegaConf dotlist applied to the run config, e.g. ``["pretrained.model=/new/path/sd15"]`` when the
+            pretrained folders moved (the stored config is resolved: edit ``model.unet.pretrained_model_name_or_path``
+            and friends directly).
+        config: a run's ``config.yaml`` to use when the checkpoint has no stored config.
+        weights: "ema" (EMA weights when the checkpoint has them, else the raw ones) or "raw".
+    Raises:
+        KeyError when neither the checkpoint nor ``config`` gives a config; ValueError for a bad ``weights``.
+    """
+    import hydra
+    from omegaconf import OmegaConf
+
+    if weights not in ("ema", "raw"):
+        raise ValueError(f"weights must be 'ema' or 'raw', got {weights!r}")
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    if config is not None:
+        cfg = OmegaConf.load(config)
+    elif "fyc_config" in checkpoint:
+        cfg = OmegaConf.create(checkpoint["fyc_config"])
+    else:
+        raise KeyError(f"{ckpt_path} holds no run config (fyc_config); pass the run's config.yaml")
+    if overrides:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    model_cfg["init_from"] = None  # the checkpoint supersedes the initial weights
+    module = hydra.utils.instantiate(model_cfg, _convert_="all")
+    state = checkpoint["state_dict"]
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    trainable = {f"unet.{n}" for n in module.trainable_named_parameters()}
+    lacking = sorted(trainable & set(missing))
+    if lacking or unexpected:
+        raise ValueError(f"{ckpt_path} does not match its config: missing trained weights {lacking[:5]} "
+                         f"({len(lacking)}), unexpected {list(unexpected)[:5]} ({len(unexpected)})")
+    if weights == "ema" and "ema" in checkpoint:
+        named = dict(module.unet.named_parameters())
+        with torch.no_grad():
+            for name, value in checkpoint["ema"]["shadow"].items():
+                named[name].copy_(value.to(named[name].dtype))
+        log.info("using the EMA weights of %s", ckpt_path)
+    module.eval()
+    return module
+
+
+def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, what: str = "unet", weights: str = "ema",
+                      overrides: Sequence[str] = (), config: str | Path | None = None) -> Path:
+    """Training checkpoint → ``what`` = "unet" (FollowYourClickUNet folder, loadable with
+    ``fyc.models.loading.load_fyc_unet_from_folder``) or "pipeline" (``FollowYourClickPipeline.from_pretrained``)."""
+    if what not in ("unet", "pipeline"):
+        raise ValueError(f"what must be 'unet' or 'pipeline', got {what!r}")
+    module = module_from_checkpoint(ckpt_path, overrides, config, weights)
+    return export_unet(module.unet, out_dir) if what == "unet" else export_pipeline(module, out_dir)

@@ -1,23 +1,35 @@
 """LightningModule: v-prediction training of FollowYourClickUNet with frozen VAE and text encoder."""
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import resource
 import time
-from typing import Any, Callable, Sequence
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from fyc.models.first_frame_masking import mask_first_frame_latent
-from fyc.models.trainable import parameter_groups, select_trainable_parameters
+from fyc.models.trainable import parameter_group_of, parameter_groups, select_trainable_parameters
 from fyc.training.conditioning import ConditionDropout, encode_text, encode_video, mask_to_latent
+from fyc.training.ema import EMAWeights
+
+log = logging.getLogger(__name__)
+
+TEXT_SOURCES = ("caption", "short_prompt")
 
 
 class FollowYourClickModule(L.LightningModule):
     """Trains the FYC UNet on batches from :class:`fyc.data.WebVidDataset`.
 
     Batch keys used: ``pixel_values`` (B, 3, F, H, W) in [-1, 1]; ``motion_mask`` (B, 1, H, W) in {0, 1};
-    ``motion_strength`` (B,); ``frame_stride`` (B,); ``caption`` / ``short_prompt`` lists of str.
+    ``motion_strength`` (B,) >= 0; ``frame_stride`` (B,) >= 1; ``caption`` / ``short_prompt`` lists of str.
 
     Args:
         unet, vae, text_encoder, tokenizer: instantiated components (Hydra builds them from config).
@@ -25,45 +37,117 @@ class FollowYourClickModule(L.LightningModule):
         optimizer: partial ``torch.optim`` constructor taking param groups.
         lr_scheduler: optional partial taking the optimizer (stepped every optimizer step).
         trainable_groups: named parameter groups that train (``fyc.models.trainable``); the rest is frozen.
+            ``motion_augmented_attention`` / ``condition_embeddings`` are dropped (logged) when the UNet has none,
+            so an ablation can switch MA or the embeddings off without repeating the list.
         first_frame_masking: kwargs of ``mask_first_frame_latent`` (ratio, patch_size, prob) or None to disable.
         condition_dropout: per-condition CFG dropout probabilities.
-        spatial_text: which text feeds the spatial cross-attention in training: "caption" (paper) or "short_prompt".
+        spatial_text: text for the spatial cross-attention in training: "caption" (paper) or "short_prompt"
+            (the "w/o MA" ablation).
+        motion_text: text for the MA module: "short_prompt" (paper) or "caption" (the "w/o data" ablation).
+        ema: None (off) or ``{"decay": float, "warmup": bool}``: EMA of the trainable weights, saved in checkpoints
+            and used for validation, sampling and export.
+        gradient_checkpointing: recompute UNet activations in backward (memory for compute).
+        text_embedding_cache: keep up to this many prompt embeddings (the text encoder is frozen); 0 = off.
+        save_frozen_weights: False (default) leaves frozen weights (VAE, text encoder, frozen UNet groups) out of
+            checkpoints — they come from the pretrained paths on resume/export — which makes SD-1.5 checkpoints
+            GBs smaller.
+        init_from: weights to start from (stage 2 from stage 1): a Lightning ``.ckpt`` of this module (its EMA
+            weights when present), a FollowYourClickUNet folder, or a pipeline folder (``unet/`` inside). UNet
+            parameters the source lacks (e.g. new MA layers) keep their fresh initialisation and are logged.
+        log_grad_norm_every: log ``train/grad_norm`` (before clipping) every this many steps; 0 = never.
     """
 
     def __init__(self, unet: torch.nn.Module, vae: torch.nn.Module, text_encoder: torch.nn.Module, tokenizer: Any,
                  noise_scheduler: Any, optimizer: Callable, lr_scheduler: Callable | None = None,
                  trainable_groups: Sequence[str] = ("motion_modules", "conv_in", "condition_embeddings"),
                  first_frame_masking: dict | None = None, condition_dropout: dict | None = None,
-                 spatial_text: str = "caption", seed: int = 0):
+                 spatial_text: str = "caption", motion_text: str = "short_prompt", seed: int = 0,
+                 ema: dict | None = None, gradient_checkpointing: bool = False, text_embedding_cache: int = 0,
+                 save_frozen_weights: bool = False, init_from: str | None = None, log_grad_norm_every: int = 10):
         super().__init__()
-        if spatial_text not in ("caption", "short_prompt"):
-            raise ValueError(f"spatial_text must be 'caption' or 'short_prompt', got {spatial_text!r}")
+        for name, value in (("spatial_text", spatial_text), ("motion_text", motion_text)):
+            if value not in TEXT_SOURCES:
+                raise ValueError(f"{name} must be one of {TEXT_SOURCES}, got {value!r}")
         self.unet, self.vae, self.text_encoder, self.tokenizer = unet, vae, text_encoder, tokenizer
         self.noise_scheduler = noise_scheduler
         self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
-        self.trainable_groups = list(trainable_groups)
+        self.trainable_groups = self._available_groups(trainable_groups)
         self.first_frame_masking = dict(first_frame_masking) if first_frame_masking else None
         self.condition_dropout = ConditionDropout(**(condition_dropout or {}))
-        self.spatial_text = spatial_text
+        self.spatial_text, self.motion_text = spatial_text, motion_text
         self.seed = seed
+        self.ema_config = dict(ema) if ema else None
+        self.text_embedding_cache = int(text_embedding_cache)
+        self.save_frozen_weights = save_frozen_weights
+        self.log_grad_norm_every = int(log_grad_norm_every)
         self.vae.requires_grad_(False).eval()
         self.text_encoder.requires_grad_(False).eval()
         self.trainable_counts = select_trainable_parameters(self.unet, self.trainable_groups)
+        if gradient_checkpointing:
+            self.unet.enable_gradient_checkpointing()
+        if init_from:
+            load_unet_weights(self.unet, init_from)
+        # Frozen weights may be absent from checkpoints (save_frozen_weights=False): checked in on_load_checkpoint.
+        self.strict_loading = save_frozen_weights
+        self.ema: EMAWeights | None = None
+        self._pending_ema_state: dict | None = None
         self._null_text: torch.Tensor | None = None
-        self._step_start = None
+        self._text_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._step_start: float | None = None
+        #: resolved run config (set by fyc.training.run.train), stored in checkpoints for scripts/export.py
+        self.run_config: dict | None = None
+
+    def _available_groups(self, groups: Sequence[str]) -> list[str]:
+        groups = list(groups)
+        config = self.unet.config
+        absent = set()
+        if not getattr(config, "motion_augmented_attention", True):
+            absent.add("motion_augmented_attention")
+        if not (getattr(config, "motion_strength_embedding", True) or getattr(config, "frame_stride_embedding", True)):
+            absent.add("condition_embeddings")
+        dropped = [g for g in groups if g in absent]
+        if dropped:
+            log.info("trainable groups %s are absent from this UNet configuration; not training them", dropped)
+        return [g for g in groups if g not in absent]
 
     # ------------------------------------------------------------------ helpers
+    def trainable_named_parameters(self) -> dict[str, torch.nn.Parameter]:
+        """``{name: parameter}`` of the UNet parameters that train (names as in ``unet.state_dict()``)."""
+        return {n: p for n, p in self.unet.named_parameters() if p.requires_grad}
+
     def _text(self, prompts: list[str]) -> torch.Tensor:
-        return encode_text(self.tokenizer, self.text_encoder, list(prompts), self.device)
+        """Prompts → (B, L, D) text-encoder states, through the optional LRU cache."""
+        if self.text_embedding_cache <= 0:
+            return encode_text(self.tokenizer, self.text_encoder, list(prompts), self.device)
+        missing = list(dict.fromkeys(p for p in prompts if p not in self._text_cache))
+        if missing:
+            for prompt, emb in zip(missing, encode_text(self.tokenizer, self.text_encoder, missing, self.device)):
+                self._text_cache[prompt] = emb
+        out = []
+        for prompt in prompts:
+            self._text_cache.move_to_end(prompt)
+            out.append(self._text_cache[prompt].to(self.device))
+        while len(self._text_cache) > self.text_embedding_cache:
+            self._text_cache.popitem(last=False)
+        return torch.stack(out)
 
     def _null(self, batch_size: int) -> torch.Tensor:
         if self._null_text is None or self._null_text.device != self.device:
-            self._null_text = self._text([""])
+            self._null_text = encode_text(self.tokenizer, self.text_encoder, [""], self.device)
         return self._null_text.expand(batch_size, -1, -1)
+
+    def step_generator(self, batch_idx: int) -> torch.Generator:
+        """CPU generator for one training batch, seeded by (seed, epoch, batch_idx, global rank): the randomness of a
+        step does not depend on RNG state, so resumed runs draw exactly what uninterrupted runs draw."""
+        rank = self.trainer.global_rank if self._trainer is not None else 0
+        epoch = self.trainer.current_epoch if self._trainer is not None else 0
+        state = np.random.SeedSequence([self.seed, epoch, batch_idx, rank]).generate_state(2, dtype=np.uint32)
+        return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
     def diffusion_loss(self, batch: dict, generator: torch.Generator | None = None,
                        apply_dropout: bool = True) -> torch.Tensor:
-        """v-prediction MSE for one batch. ``generator`` makes noise/timesteps/masking reproducible (validation)."""
+        """v-prediction MSE (scalar float32) for one batch. Noise, timesteps, first-frame masks and condition dropout
+        come from ``generator`` (a CPU generator; None = global RNG)."""
         pixels = batch["pixel_values"]
         bsz = pixels.shape[0]
         latents = encode_video(self.vae, pixels)  # (B, 4, F, h, w)
@@ -72,14 +156,14 @@ class FollowYourClickModule(L.LightningModule):
             first_frame = mask_first_frame_latent(first_frame, generator=generator, **self.first_frame_masking)
         region_mask = mask_to_latent(batch["motion_mask"].to(latents.dtype), latents.shape[-2:])
 
-        captions = batch["caption"] if self.spatial_text == "caption" else batch["short_prompt"]
-        spatial_text = self._text(captions)
-        motion_text = self._text(batch["short_prompt"])
+        spatial_text = self._text(batch[self.spatial_text])
+        motion_text = self._text(batch[self.motion_text]) if self.unet.config.motion_augmented_attention else None
         if apply_dropout:
             drop = self.condition_dropout.draw(bsz, generator=generator, device=self.device)
             null = self._null(bsz)
             spatial_text = torch.where(drop["caption"][:, None, None], null, spatial_text)
-            motion_text = torch.where(drop["short_prompt"][:, None, None], null, motion_text)
+            if motion_text is not None:
+                motion_text = torch.where(drop["short_prompt"][:, None, None], null, motion_text)
             first_frame = first_frame * (~drop["first_frame"]).to(first_frame.dtype)[:, None, None, None]
 
         noise = torch.randn(latents.shape, generator=generator, device="cpu").to(latents)
@@ -89,12 +173,21 @@ class FollowYourClickModule(L.LightningModule):
         target = self.noise_scheduler.get_velocity(latents, noise, timesteps)
         pred = self.unet(
             noisy, timesteps, encoder_hidden_states=spatial_text, region_mask=region_mask,
-            first_frame_latent=first_frame,
-            motion_prompt_embeds=motion_text if self.unet.config.motion_augmented_attention else None,
-            motion_strength=batch["motion_strength"].to(latents.dtype),
+            first_frame_latent=first_frame, motion_prompt_embeds=motion_text,
+            motion_strength=batch["motion_strength"].to(latents.dtype) if self.unet.config.motion_strength_embedding
+            else None,
             frame_stride=batch["frame_stride"].to(latents.dtype) if self.unet.config.frame_stride_embedding else None,
         ).sample
         return F.mse_loss(pred.float(), target.float())
+
+    @contextlib.contextmanager
+    def ema_weights(self) -> Iterator[None]:
+        """Context in which the UNet holds its EMA weights (no-op when EMA is off)."""
+        if self.ema is None:
+            yield
+            return
+        with self.ema.swapped_in(self.trainable_named_parameters()):
+            yield
 
     # ------------------------------------------------------------------ lightning hooks
     def train(self, mode: bool = True):
@@ -107,19 +200,57 @@ class FollowYourClickModule(L.LightningModule):
     def on_fit_start(self) -> None:
         for name, count in self.trainable_counts.items():
             self.print(f"trainable group {name}: {count:,} parameters")
+        if self.ema_config is not None and self.ema is None:
+            strategy = type(self.trainer.strategy).__name__
+            if "FSDP" in strategy or "DeepSpeed" in strategy:
+                raise ValueError(f"model.ema needs the full weights on every rank; not supported with {strategy}")
+            self.ema = EMAWeights(self.trainable_named_parameters(), **self.ema_config)
+            if self._pending_ema_state is not None:
+                self.ema.load_state_dict(self._pending_ema_state)
+                self._pending_ema_state = None
+        if torch.cuda.is_available() and self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self._step_start = time.perf_counter()
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self.diffusion_loss(batch)
+        loss = self.diffusion_loss(batch, generator=self.step_generator(batch_idx))
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["pixel_values"].shape[0])
         return loss
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # Called after AMP unscaling and before gradient clipping: the raw gradient norm.
+        every = self.log_grad_norm_every
+        if every > 0 and self.trainer.global_step % every == 0:
+            grads = [p.grad for p in self.unet.parameters() if p.grad is not None]
+            if grads:
+                norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+                self.log("train/grad_norm", norm)
+        self.log("train/lr", optimizer.param_groups[0]["lr"])
+
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # Here, not in on_train_batch_end: checkpoint callbacks run before the module's on_train_batch_end, so an EMA
+        # update there would be missing from the checkpoint of that step.
+        if self.ema is not None:
+            self.ema.update(self.trainable_named_parameters())
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self._step_start is not None:
             elapsed = time.perf_counter() - self._step_start
-            self.log("train/samples_per_s", batch["pixel_values"].shape[0] / max(elapsed, 1e-9))
+            samples = batch["pixel_values"].shape[0] * self.trainer.world_size
+            self.log("train/samples_per_s", samples / max(elapsed, 1e-9))
+            self.log("train/peak_mem_gb", peak_memory_gb(self.device))
+
+    def on_validation_epoch_start(self) -> None:
+        self._ema_context = self.ema_weights()
+        self._ema_context.__enter__()
+
+    def on_validation_epoch_end(self) -> None:
+        context, self._ema_context = getattr(self, "_ema_context", None), None
+        if context is not None:
+            context.__exit__(None, None, None)
 
     def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         # Fixed noise per batch index so validation losses are comparable across epochs.
@@ -135,3 +266,84 @@ class FollowYourClickModule(L.LightningModule):
             return optimizer
         scheduler = self.lr_scheduler_factory(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------------ checkpoints
+    def frozen_state_keys(self, state_dict: dict) -> list[str]:
+        """Keys of ``state_dict`` (this module's) that hold frozen weights."""
+        trainable = {f"unet.{n}" for n in self.trainable_named_parameters()}
+        return [k for k in state_dict if k not in trainable and k.split(".")[0] in ("unet", "vae", "text_encoder")]
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if not self.save_frozen_weights and "state_dict" in checkpoint:
+            state = checkpoint["state_dict"]
+            for key in self.frozen_state_keys(state):
+                del state[key]
+            checkpoint["fyc_frozen_weights_saved"] = False
+        if self.ema is not None:
+            checkpoint["ema"] = self.ema.state_dict()
+        if self.run_config is not None:
+            checkpoint["fyc_config"] = self.run_config
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("state_dict", {})
+        missing = sorted(f"unet.{n}" for n in self.trainable_named_parameters() if f"unet.{n}" not in state)
+        if state and missing:
+            raise KeyError(f"checkpoint lacks {len(missing)} trainable weights, e.g. {missing[:3]}: it was written "
+                           f"with other trainable_groups / model options than this config")
+        if "ema" in checkpoint:
+            if self.ema is not None:
+                self.ema.load_state_dict(checkpoint["ema"])
+            else:
+                self._pending_ema_state = checkpoint["ema"]
+
+
+def peak_memory_gb(device: torch.device) -> float:
+    """Peak memory of this process in GiB: CUDA max allocated on a GPU, else the peak resident set size."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def read_unet_state_dict(source: str | os.PathLike, prefer_ema: bool = True) -> dict[str, torch.Tensor]:
+    """UNet weights from a Lightning checkpoint of this module (EMA weights overlaid when present and
+    ``prefer_ema``), a FollowYourClickUNet folder, or a pipeline folder with ``unet/``."""
+    source = Path(source)
+    if source.is_file():
+        checkpoint = torch.load(source, map_location="cpu", weights_only=False)
+        state = {k[len("unet."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("unet.")}
+        if prefer_ema and "ema" in checkpoint:
+            state.update(checkpoint["ema"]["shadow"])
+        return state
+    folder = source / "unet" if (source / "unet").is_dir() else source
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    if not files:
+        raise FileNotFoundError(f"no UNet weights (*.safetensors / *.bin) in {folder}")
+    state = {}
+    for file in files:
+        if file.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state.update(load_file(str(file)))
+        else:
+            state.update(torch.load(file, map_location="cpu", weights_only=True))
+    return state
+
+
+def load_unet_weights(unet: torch.nn.Module, source: str | os.PathLike, prefer_ema: bool = True) -> dict[str, list]:
+    """Load ``source``'s weights (see :func:`read_unet_state_dict`) into ``unet``; returns ``{"missing": [...]}``
+    grouped by parameter group. Raises ValueError on keys ``unet`` does not have or on shape mismatches."""
+    state = read_unet_state_dict(source, prefer_ema)
+    own = unet.state_dict()
+    unexpected = sorted(k for k in state if k not in own)
+    mismatched = sorted(k for k in state if k in own and tuple(state[k].shape) != tuple(own[k].shape))
+    if unexpected or mismatched:
+        raise ValueError(f"weights in {source} do not fit this UNet: unexpected {unexpected[:5]} ({len(unexpected)}), "
+                         f"shape-mismatched {mismatched[:5]} ({len(mismatched)})")
+    unet.load_state_dict(state, strict=False)
+    missing: dict[str, list] = {}
+    for key in own:
+        if key not in state:
+            missing.setdefault(parameter_group_of(key), []).append(key)
+    log.info("initialised the UNet from %s (%d tensors); kept fresh: %s", source, len(state),
+             {group: len(keys) for group, keys in missing.items()})
+    return {"missing": missing}
