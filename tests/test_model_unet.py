@@ -296,6 +296,18 @@ def test_inputs_of_disabled_conditions_are_ignored(make_fyc):
     assert torch.equal(a, b)
 
 
+def test_without_region_mask_channel_the_mask_is_ignored(make_fyc):
+    with_mask, without_mask = make_fyc(), make_fyc(region_mask_channel=False)
+    for model in (with_mask, without_mask):
+        perturb_([model.conv_in.weight])  # the mask channel's zero-init weights would hide any difference
+    inputs = make_inputs()
+    other_mask = dict(inputs, region_mask=1 - inputs["region_mask"])
+    with torch.no_grad():
+        assert not torch.allclose(run(with_mask, **inputs), run(with_mask, **other_mask))
+        assert torch.equal(run(without_mask, **inputs), run(without_mask, **other_mask))
+        assert torch.equal(run(without_mask, **inputs), run(without_mask, **dict(inputs, region_mask=None)))
+
+
 # ---------------------------------------------------------------------------------------------- MA details
 
 

@@ -44,6 +44,7 @@ FIRST_FRAME_PLACEMENTS = ("first", "repeat")
 FYC_OPTION_NAMES = (
     "latent_channels",
     "first_frame_placement",
+    "region_mask_channel",
     "motion_augmented_attention",
     "ma_num_attention_heads",
     "ma_cross_attention_dim",
@@ -78,6 +79,8 @@ class FollowYourClickUNet(UNetMotionModel):
         latent_channels: VAE latent channels (4 for SD).
         first_frame_placement: ``"first"``: first-frame latent at frame 0, zeros at the other frames (official
             code); ``"repeat"``: the latent repeated at every frame (one reading of the paper).
+        region_mask_channel: feed the region mask; False keeps that channel at zero whatever is passed (the
+            "no mask channel" ablation: the model must guess what moves from the prompt alone).
         motion_augmented_attention: add MA cross-attention to every motion-module transformer block.
         ma_num_attention_heads: heads of each MA attention.
         ma_cross_attention_dim: width of the motion-prompt tokens; None -> ``cross_attention_dim``.
@@ -138,6 +141,7 @@ class FollowYourClickUNet(UNetMotionModel):
         # --- Follow-Your-Click options ---
         latent_channels: int = 4,
         first_frame_placement: FirstFramePlacement = "first",
+        region_mask_channel: bool = True,
         motion_augmented_attention: bool = False,
         ma_num_attention_heads: int = 8,
         ma_cross_attention_dim: int | None = None,
@@ -368,7 +372,7 @@ class FollowYourClickUNet(UNetMotionModel):
         Returns (B, 2c + 1, F, h, w) in ``sample``'s dtype.
         """
         batch, channels, num_frames, height, width = sample.shape
-        if region_mask is None:
+        if region_mask is None or not self.config.region_mask_channel:
             mask = sample.new_zeros(batch, 1, num_frames, height, width)
         else:
             if region_mask.dim() == 4:

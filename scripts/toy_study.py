@@ -1,0 +1,170 @@
+"""The toy study: train the full model and its ablations on the toy world, evaluate each on held-out seeds.
+
+    python scripts/toy_study.py --out outputs/toy_study            # all variants, docs/toy_study.md's setting
+    python scripts/toy_study.py --steps 50 --val-videos 4 ...      # a smoke run
+
+Every step is a documented command of its own (printed as it runs): make_toy_webvid / make_toy_components /
+``train.py experiment=toy_study ablation=<variant>`` / make_toy_benchmark / ``evaluate.py``. A rerun skips the
+trainings and evaluations whose outputs exist (``--fresh`` redoes them). Writes ``<out>/results.json``,
+``<out>/report.md`` (the table) and ``<out>/strength_sweep.png``. Metrics: see fyc/eval/toy_study.py; the same
+metrics on the true toy videos ("oracle") are the floor a perfect model reaches on this benchmark.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fyc.eval.manifest import load_manifest, write_manifest  # noqa: E402
+from fyc.eval.score import score_items, summarize  # noqa: E402
+from fyc.eval.toy_study import oracle_items, per_item_spearman, strength_sweep_items, study_table  # noqa: E402
+
+# variant -> (config overrides, the metric its component exists for, the better direction of that metric)
+VARIANTS = {
+    "full": ([], None, None),
+    "no_mask_channel": (["ablation=no_mask_channel"], "motion_leakage", "low"),
+    "no_strength_embedding": (["ablation=no_strength_embedding"], "strength_spearman_per_item", "high"),
+    "no_ma": (["ablation=no_ma"], "direction_accuracy", "high"),
+    "no_first_frame_masking": (["ablation=no_first_frame_masking"], "strength_spearman_per_item", "high"),
+}
+
+
+def run(cmd: list[str]) -> str:
+    print(f"\n$ {shlex.join(cmd)}", flush=True)
+    start = time.time()
+    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=None, text=True)
+    if proc.returncode != 0:
+        sys.stdout.write(proc.stdout[-5000:])
+        raise SystemExit(f"step failed ({proc.returncode}): {shlex.join(cmd)}")
+    print(f"  ({time.time() - start:.0f} s)", flush=True)
+    return proc.stdout
+
+
+def read_rows(per_sample_csv: Path) -> list[dict]:
+    rows = []
+    for row in csv.DictReader(per_sample_csv.open()):
+        rows.append({k: (float(v) if k in ("strength", "in_region_magnitude") else v) for k, v in row.items()})
+    return rows
+
+
+def sweep_plot(path: Path, per_variant_rows: dict[str, list[dict]], factors: list[float]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
+    for name, rows in per_variant_rows.items():
+        means = [np.mean([r["in_region_magnitude"] for r in rows if float(r["strength_factor"]) == f]) for f in factors]
+        ax.plot(factors, means, marker="o", label=name)
+    ax.set_xlabel("requested strength / true label")
+    ax.set_ylabel("measured in-region flow (px / pair)")
+    ax.set_title("toy study: strength sweep (mean over held-out items)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="outputs/toy_study")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--train-videos", type=int, default=400)
+    parser.add_argument("--val-videos", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default: experiment=toy_study's)")
+    parser.add_argument("--factors", type=float, nargs="+", default=[0.5, 1.0, 2.0],
+                        help="requested strength = factor x the item's true label")
+    parser.add_argument("--eval-steps", type=int, default=25, help="sampling steps")
+    parser.add_argument("--label-flow", default="farneback",
+                        help="flow backend of the strength labels (training and requested strengths)")
+    parser.add_argument("--flow", default="dis", help="flow backend of the metrics")
+    parser.add_argument("--region", default="tracked", help="allowed region for leakage (fyc.eval.regional)")
+    parser.add_argument("--fresh", action="store_true", help="redo trainings and evaluations that exist")
+    parser.add_argument("overrides", nargs="*", help="extra train.py overrides for every variant")
+    args = parser.parse_args()
+    out = (ROOT / args.out).resolve()
+    toy, py = out / "toy", sys.executable
+    metric_overrides = [f"metrics.flow_backend={args.flow}", f"metrics.region={args.region}"]
+
+    if args.fresh or not (toy / "val.csv").exists():
+        run([py, "scripts/make_toy_webvid.py", "--out", str(toy), "--train", str(args.train_videos),
+             "--val", str(args.val_videos), "--seed", "0"])
+        run([py, "scripts/make_toy_components.py", "--out", str(toy / "components")])
+    bench = toy / "benchmark"
+    if args.fresh or not (bench / "benchmark.jsonl").exists():
+        run([py, "scripts/make_toy_benchmark.py", "--toy-root", str(toy), "--split", "val", "--out", str(bench),
+             "--flow", args.label_flow])
+    items = load_manifest(bench / "benchmark.jsonl")
+    sweep_manifest = write_manifest(bench / "strength_sweep.jsonl", strength_sweep_items(items, args.factors))
+
+    summaries, rows_by_variant, timings = {}, {}, {}
+    for name in args.variants:
+        overrides, _, _ = VARIANTS[name]
+        run_dir, eval_dir = out / "runs" / name, out / "eval" / name
+        pipeline_dir = run_dir / "pipeline"
+        if args.fresh or not (pipeline_dir / "model_index.json").exists():
+            start = time.time()
+            steps = [f"trainer.max_steps={args.steps}"] if args.steps else []
+            run([py, "train.py", "experiment=toy_study", *overrides, f"paths.toy_root={toy}",
+                 f"data.train_dataset.flow_backend={args.label_flow}", *steps, *args.overrides, f"hydra.run.dir={run_dir}"])
+            timings[name] = round(time.time() - start, 1)
+        if args.fresh or not (eval_dir / "results.json").exists():
+            run([py, "evaluate.py", "mode=all", f"manifest={sweep_manifest}", f"pipeline_dir={pipeline_dir}",
+                 f"output_dir={eval_dir}", f"hydra.run.dir={eval_dir}", f"method_name={name}",
+                 f"generation.num_inference_steps={args.eval_steps}", *metric_overrides])
+        summary = json.loads((eval_dir / "results.json").read_text())["metrics"]
+        rows_by_variant[name] = read_rows(eval_dir / "per_sample.csv")
+        summary["strength_spearman_per_item"] = per_item_spearman(rows_by_variant[name])
+        summaries[name] = summary
+
+    # The floor: the true videos (one strength each, so no sweep Spearman) scored the same way.
+    frames = int(items[0].extra.get("num_frames", 8))
+    size = read_size(items[0].image)
+    oracle = oracle_items(items, out / "oracle_videos", frames, size)
+    oracle_rows, _, _ = score_items(oracle, flow_backend=args.flow, region=args.region)
+    summaries["oracle (true videos)"] = summarize(oracle_rows)
+
+    verdicts = {}
+    full = summaries.get("full")
+    for name in args.variants:
+        _, key, better = VARIANTS[name]
+        if full is None or key is None:
+            continue
+        a, b = full.get(key), summaries[name].get(key)
+        worse = None if a is None or b is None else (b > a if better == "low" else b < a)
+        verdicts[name] = {"metric": key, "full": a, "ablation": b, "ablation_is_worse": worse}
+
+    sweep_plot(out / "strength_sweep.png", rows_by_variant, args.factors)
+    results = {"variants": summaries, "verdicts": verdicts, "train_seconds": timings,
+               "settings": {**vars(args), "out": str(out)}}
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    report = ["# Toy study", "", f"`{shlex.join(['python', 'scripts/toy_study.py', *sys.argv[1:]])}`", "",
+              study_table(summaries), "", "Ablation vs full on the metric its component exists for:", ""]
+    report += [f"- {n}: {v['metric']} {v['full']:.3f} (full) vs {v['ablation']:.3f} — "
+               f"{'worse' if v['ablation_is_worse'] else 'NOT worse'}" for n, v in verdicts.items()
+               if v["full"] is not None and v["ablation"] is not None]
+    report += ["", "![strength sweep](strength_sweep.png)", ""]
+    (out / "report.md").write_text("\n".join(report))
+    print("\n" + "\n".join(report))
+    print(f"results: {out / 'results.json'}\nreport: {out / 'report.md'}")
+
+
+def read_size(image_path: str) -> tuple[int, int]:
+    from PIL import Image
+
+    width, height = Image.open(image_path).size
+    return height, width
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The toy study's evaluation pieces (fyc/eval/toy_study.py) and scripts/toy_study.py end to end (tiny)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fyc.data.video_io import read_video
+from fyc.eval.manifest import ManifestItem, load_manifest
+from fyc.eval.toy_study import oracle_items, per_item_spearman, strength_sweep_items, study_table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_strength_sweep_items_scale_the_label_and_keep_the_group():
+    items = [ManifestItem(id="a", image="a.png", mask="a_mask.png", prompt="move left", strength=1.5,
+                          extra={"gt_kind": "translate"})]
+    swept = strength_sweep_items(items, [0.5, 2])
+    assert [s.id for s in swept] == ["a@x0.5", "a@x2"]
+    assert [s.strength for s in swept] == [0.75, 3.0]
+    assert all(s.extra["sweep_of"] == "a" and s.extra["gt_kind"] == "translate" for s in swept)
+    assert items[0].extra == {"gt_kind": "translate"}  # the input is not modified
+    with pytest.raises(ValueError, match="2 distinct factors"):
+        strength_sweep_items(items, [1, 1])
+    with pytest.raises(ValueError, match="b: a strength sweep needs"):
+        strength_sweep_items([ManifestItem(id="b", image="b.png", prompt="spin")], [0.5, 1])
+
+
+def test_per_item_spearman_is_within_each_group():
+    # Within each item the measured motion follows the request perfectly, but item b moves 10x more overall:
+    # pooled over items that mixes objects; per item it is exactly 1.
+    rows = [{"sweep_of": g, "strength": s, "in_region_magnitude": s * scale}
+            for g, scale in (("a", 1.0), ("b", 10.0)) for s in (3.0, 1.0, 2.0)]
+    assert per_item_spearman(rows) == pytest.approx(1.0)
+    rows[0]["in_region_magnitude"], rows[1]["in_region_magnitude"] = rows[1]["in_region_magnitude"], rows[0]["in_region_magnitude"]
+    assert per_item_spearman(rows) == pytest.approx((-1.0 + 1.0) / 2)
+    assert math.isnan(per_item_spearman([{"strength": 1.0, "in_region_magnitude": 1.0}]))
+
+
+def test_study_table_has_a_row_per_variant_and_dashes_for_missing():
+    table = study_table({"full": {"motion_leakage": 0.1234, "direction_accuracy": 1.0},
+                         "no_ma": {"motion_leakage": float("nan")}})
+    lines = table.strip().splitlines()
+    assert len(lines) == 4 and lines[2].startswith("| full | 0.123 |") and "1.000" in lines[2]
+    assert lines[3].startswith("| no_ma | – |")
+
+
+def test_oracle_items_are_the_true_videos_at_the_generated_size(toy_benchmark, tmp_path):
+    items = load_manifest(toy_benchmark)
+    oracle = oracle_items(items[:2], tmp_path, num_frames=4, size=(20, 20))
+    for item, true in zip(oracle, items[:2]):
+        video = read_video(item.video)
+        reference = read_video(true.reference_video, range(4), size=(20, 20))
+        assert video.shape == (4, 20, 20, 3)
+        assert np.abs(video.astype(int) - reference.astype(int)).max() <= 3  # near-lossless re-encode
+
+
+@pytest.mark.slow
+def test_toy_study_script_runs_two_variants(tmp_path):
+    out = tmp_path / "study"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "scripts/toy_study.py", "--out", str(out), "--variants", "full", "no_strength_embedding",
+           "--train-videos", "8", "--val-videos", "2", "--steps", "4", "--eval-steps", "2", "--factors", "0.5", "2", "--",
+           "trainer.val_check_interval=4", "callbacks.validation_samples.num_items=1",
+           "callbacks.validation_samples.num_inference_steps=2", "data.batch_size=2"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["variants"]) == {"full", "no_strength_embedding", "oracle (true videos)"}
+    full = results["variants"]["full"]
+    assert full["num_samples"] == 4 and 0.0 <= full["motion_leakage"] <= 1.0
+    assert -1.0 <= full["strength_spearman_per_item"] <= 1.0 or math.isnan(full["strength_spearman_per_item"])
+    verdict = results["verdicts"]["no_strength_embedding"]
+    assert verdict["metric"] == "strength_spearman_per_item" and isinstance(verdict["ablation_is_worse"], bool)
+    report = (out / "report.md").read_text()
+    assert "| full |" in report and "| oracle (true videos) |" in report and (out / "strength_sweep.png").stat().st_size
+    # A rerun reuses the trained variants and their evaluations.
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "train.py" not in proc.stdout and "evaluate.py" not in proc.stdout
