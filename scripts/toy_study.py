@@ -75,6 +75,24 @@ def sweep_plot(path: Path, per_variant_rows: dict[str, list[dict]], factors: lis
     plt.close(fig)
 
 
+def sample_grid(path: Path, items, eval_dirs: dict[str, Path], num_items: int = 3, every: int = 2) -> None:
+    """PNG: per item a row of true frames, then one row per variant (its factor-1 video), every ``every``-th frame."""
+    import numpy as np
+    from PIL import Image
+
+    from fyc.data.video_io import read_video
+
+    rows = []
+    for item in items[:num_items]:
+        frames = int(item.extra.get("num_frames", 8))
+        height, width = read_size(item.image)
+        rows.append(np.concatenate(list(read_video(item.reference_video, range(frames), size=(height, width))[::every]), 1))
+        for eval_dir in eval_dirs.values():
+            rows.append(np.concatenate(list(read_video(eval_dir / "videos" / f"{item.id}@x1.mp4")[::every]), 1))
+    grid = np.concatenate(rows, 0)
+    Image.fromarray(grid).resize((grid.shape[1] * 3, grid.shape[0] * 3), Image.NEAREST).save(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="outputs/toy_study")
@@ -145,6 +163,8 @@ def main() -> None:
         verdicts[name] = {"metric": key, "full": a, "ablation": b, "ablation_is_worse": worse}
 
     sweep_plot(out / "strength_sweep.png", rows_by_variant, args.factors)
+    if 1.0 in args.factors:
+        sample_grid(out / "samples.png", items, {name: out / "eval" / name for name in args.variants})
     results = {"variants": summaries, "verdicts": verdicts, "train_seconds": timings,
                "settings": {**vars(args), "out": str(out)}}
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
@@ -154,6 +174,9 @@ def main() -> None:
                f"{'worse' if v['ablation_is_worse'] else 'NOT worse'}" for n, v in verdicts.items()
                if v["full"] is not None and v["ablation"] is not None]
     report += ["", "![strength sweep](strength_sweep.png)", ""]
+    if 1.0 in args.factors:
+        report += [f"Samples (`samples.png`): per held-out item, the true video, then {', '.join(args.variants)} "
+                   "(requested strength = the true label; every 2nd frame).", ""]
     (out / "report.md").write_text("\n".join(report))
     print("\n" + "\n".join(report))
     print(f"results: {out / 'results.json'}\nreport: {out / 'report.md'}")

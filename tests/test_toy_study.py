@@ -66,7 +66,7 @@ def test_toy_study_script_runs_two_variants(tmp_path):
     out = tmp_path / "study"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "scripts/toy_study.py", "--out", str(out), "--variants", "full", "no_strength_embedding",
-           "--train-videos", "8", "--val-videos", "2", "--steps", "4", "--eval-steps", "2", "--factors", "0.5", "2", "--",
+           "--train-videos", "8", "--val-videos", "2", "--steps", "4", "--eval-steps", "2", "--factors", "0.5", "1", "--",
            "trainer.val_check_interval=4", "callbacks.validation_samples.num_items=1",
            "callbacks.validation_samples.num_inference_steps=2", "data.batch_size=2"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -80,6 +80,7 @@ def test_toy_study_script_runs_two_variants(tmp_path):
     assert verdict["metric"] == "strength_spearman_per_item" and isinstance(verdict["ablation_is_worse"], bool)
     report = (out / "report.md").read_text()
     assert "| full |" in report and "| oracle (true videos) |" in report and (out / "strength_sweep.png").stat().st_size
+    assert (out / "samples.png").stat().st_size
     # A rerun reuses the trained variants and their evaluations.
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and "train.py" not in proc.stdout and "evaluate.py" not in proc.stdout
