@@ -15,17 +15,15 @@ import argparse
 import csv
 import json
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from demo import ROOT, run  # scripts/demo.py: run one documented step, echo it, stop on failure
 
-from fyc.eval.manifest import load_manifest, write_manifest  # noqa: E402
-from fyc.eval.score import score_items, summarize  # noqa: E402
-from fyc.eval.toy_study import oracle_items, per_item_spearman, strength_sweep_items, study_table  # noqa: E402
+from fyc.eval.manifest import load_manifest, write_manifest
+from fyc.eval.score import score_items, summarize
+from fyc.eval.toy_study import oracle_items, per_item_spearman, strength_sweep_items, study_table
 
 # variant -> (config overrides, the metric its component exists for, the better direction of that metric)
 VARIANTS = {
@@ -35,17 +33,6 @@ VARIANTS = {
     "no_ma": (["ablation=no_ma"], "direction_accuracy", "high"),
     "no_first_frame_masking": (["ablation=no_first_frame_masking"], "strength_spearman_per_item", "high"),
 }
-
-
-def run(cmd: list[str]) -> str:
-    print(f"\n$ {shlex.join(cmd)}", flush=True)
-    start = time.time()
-    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=None, text=True)
-    if proc.returncode != 0:
-        sys.stdout.write(proc.stdout[-5000:])
-        raise SystemExit(f"step failed ({proc.returncode}): {shlex.join(cmd)}")
-    print(f"  ({time.time() - start:.0f} s)", flush=True)
-    return proc.stdout
 
 
 def read_rows(per_sample_csv: Path) -> list[dict]:
