@@ -313,6 +313,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--no-ma-checkpointing", action="store_true", help="keep MA activations instead of recomputing them"
     )
+    parser.add_argument("--ma-checkpointing", nargs="+", choices=["on", "off"],
+                        help="MA recompute in backward; several values time the FYC model once per value (default on)")
+    parser.add_argument("--ma-query-group-size", type=int, nargs="+", default=[1024], metavar="N",
+                        help="queries per MA attention call (0 = one call per sample, the pre-2026-12 behaviour); "
+                             "several values time the FYC model once per value, in the same run")
     parser.add_argument("--threads", type=int, help="CPU intra-op threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", type=int, default=0, metavar="N",
@@ -330,7 +335,6 @@ def print_header(args, device) -> None:
     print(
         f"config={args.config} device={device} dtype={args.dtype} batch={args.batch} frames={args.frames} "
         f"size={args.height}x{args.width} grad_ckpt={args.gradient_checkpointing} "
-        f"ma_ckpt={not args.no_ma_checkpointing} "
         + (f"steps={args.steps}x{args.rounds} threads={torch.get_num_threads()}" if device.type != "meta" else "")
     )
 
@@ -345,10 +349,12 @@ def print_table(models: dict, columns: dict[str, dict[str, float]], targets: dic
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6
         values = "".join(f"{column[name]:>16.1f}" for column in columns.values())
         print(f"{name:<24}{params:>10.2f}{trainable:>13.2f}{values}")
-    plain_name, fyc_name = list(models)
-    for title, target in targets.items():
-        ratio = columns[title][fyc_name] / columns[title][plain_name]
-        print(f"FYC/plain {title:<16} {ratio:.3f}  (target <= {target:.2f}: {'ok' if ratio <= target else 'OVER'})")
+    plain_name, *fyc_names = list(models)
+    for fyc_name in fyc_names:
+        for title, target in targets.items():
+            ratio = columns[title][fyc_name] / columns[title][plain_name]
+            verdict = "ok" if ratio <= target else "OVER"
+            print(f"{fyc_name} / plain {title:<12} {ratio:.3f}  (target <= {target:.2f}: {verdict})")
 
 
 def main() -> None:
@@ -359,8 +365,13 @@ def main() -> None:
     dtype = None if args.dtype == "float32" else getattr(torch, args.dtype)
     with torch.device("meta") if device.type == "meta" else contextlib.nullcontext():
         plain, fyc = build_models(args.config, args.seed)
-    models = {"plain UNetMotionModel": plain, "FollowYourClickUNet": fyc}
-    fyc.set_ma_checkpointing(not args.no_ma_checkpointing)
+    # One FYC entry per (MA query group size, MA checkpointing) setting; they share the module and set the knobs
+    # before each use.
+    ma_ckpt = args.ma_checkpointing or (["off"] if args.no_ma_checkpointing else ["on"])
+    settings = [(n, c) for n in args.ma_query_group_size for c in ma_ckpt]
+    fyc_settings = {(f"FYC g{n} ckpt {c}" if len(settings) > 1 else "FollowYourClickUNet"): (n, c == "on")
+                    for n, c in settings}
+    models = {"plain UNetMotionModel": plain, **{name: fyc for name in fyc_settings}}
     if args.gradient_checkpointing:
         for model in models.values():
             model.enable_gradient_checkpointing()
@@ -372,6 +383,9 @@ def main() -> None:
         flops, saved = {}, {}
         for name, model in models.items():
             model = model if dtype is None else model.to(dtype)
+            if name in fyc_settings:
+                model.set_ma_query_group_size(fyc_settings[name][0])
+                model.set_ma_checkpointing(fyc_settings[name][1])
             flops[name], saved[name] = analyse_step(model, inputs[name], dtype)
         columns = {
             "fwd+bwd GFLOP": {k: v / 1e9 for k, v in flops.items()},
@@ -386,6 +400,9 @@ def main() -> None:
         order = list(models) if round_index % 2 == 0 else list(reversed(models))
         for name in order:
             model = models[name].to(device)  # one model on the device at a time
+            if name in fyc_settings:
+                model.set_ma_query_group_size(fyc_settings[name][0])
+                model.set_ma_checkpointing(fyc_settings[name][1])
             time_steps(model, inputs[name], dtype, device, args.warmup)
             times[name] += time_steps(model, inputs[name], dtype, device, args.steps)
             if name not in memory:

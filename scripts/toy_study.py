@@ -2,6 +2,8 @@
 
     python scripts/toy_study.py --out outputs/toy_study            # all variants, docs/toy_study.md's setting
     python scripts/toy_study.py --steps 50 --val-videos 4 ...      # a smoke run
+    python scripts/toy_study.py --out outputs/toy_study_gpu --experiment toy_study_gpu --parallel 5 \
+        --train-videos 1000 --val-videos 32                          # one GPU: all five variants train at once
 
 Every step is a documented command of its own (printed as it runs): make_toy_webvid / make_toy_components /
 ``train.py experiment=toy_study ablation=<variant>`` / make_toy_benchmark / ``evaluate.py``. A rerun skips the
@@ -15,6 +17,7 @@ import argparse
 import csv
 import json
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -95,6 +98,12 @@ def main() -> None:
     parser.add_argument("--flow", default="dis", help="flow backend of the metrics")
     parser.add_argument("--region", default="tracked", help="allowed region for leakage (fyc.eval.regional)")
     parser.add_argument("--fresh", action="store_true", help="redo trainings and evaluations that exist")
+    parser.add_argument("--experiment", default="toy_study",
+                        help="train.py experiment (toy_study: 2-core CPU; toy_study_gpu: one GPU)")
+    parser.add_argument("--parallel", type=int, default=1, metavar="N",
+                        help="train up to N variants at once (a GPU has room for all five tiny models)")
+    parser.add_argument("--train-only", action="store_true",
+                        help="stop after training (e.g. train on a GPU machine, evaluate elsewhere with a rerun)")
     parser.add_argument("overrides", nargs="*", help="extra train.py overrides for every variant")
     args = parser.parse_args()
     out = (ROOT / args.out).resolve()
@@ -105,6 +114,16 @@ def main() -> None:
         run([py, "scripts/make_toy_webvid.py", "--out", str(toy), "--train", str(args.train_videos),
              "--val", str(args.val_videos), "--seed", "0"])
         run([py, "scripts/make_toy_components.py", "--out", str(toy / "components")])
+    if args.fresh or not (toy / "train.motion.parquet").exists():
+        # Precomputed labels for data.train_dataset.motion_labels=sidecar (experiment=toy_study_gpu): the on-the-fly
+        # flow labels (experiment=toy_study) cost ~30 ms per clip, more than a GPU step. Same flow backend, frame
+        # size and unit (px per frame pair at the 32-px training size) as those, on one centred window per video.
+        run([py, "scripts/annotate_motion.py", "--csv", str(toy / "train.csv"), "--video-root", str(toy),
+             "--out", str(toy / "train.motion.parquet"), "--flow", args.label_flow, "--frames", "8", "--stride", "1",
+             "--flow-short-side", "32", "--mask-short-side", "32", "--reference-short-side", "32", "--no-progress"])
+    train_variants(args, out, toy, py)
+    if args.train_only:
+        return
     bench = toy / "benchmark"
     if args.fresh or not (bench / "benchmark.jsonl").exists():
         run([py, "scripts/make_toy_benchmark.py", "--toy-root", str(toy), "--split", "val", "--out", str(bench),
@@ -112,17 +131,10 @@ def main() -> None:
     items = load_manifest(bench / "benchmark.jsonl")
     sweep_manifest = write_manifest(bench / "strength_sweep.jsonl", strength_sweep_items(items, args.factors))
 
-    summaries, rows_by_variant, timings = {}, {}, {}
+    summaries, rows_by_variant = {}, {}
     for name in args.variants:
-        overrides, _, _ = VARIANTS[name]
         run_dir, eval_dir = out / "runs" / name, out / "eval" / name
         pipeline_dir = run_dir / "pipeline"
-        if args.fresh or not (pipeline_dir / "model_index.json").exists():
-            start = time.time()
-            steps = [f"trainer.max_steps={args.steps}"] if args.steps else []
-            run([py, "train.py", "experiment=toy_study", *overrides, f"paths.toy_root={toy}",
-                 f"data.train_dataset.flow_backend={args.label_flow}", *steps, *args.overrides, f"hydra.run.dir={run_dir}"])
-            timings[name] = round(time.time() - start, 1)
         if args.fresh or not (eval_dir / "results.json").exists():
             run([py, "evaluate.py", "mode=all", f"manifest={sweep_manifest}", f"pipeline_dir={pipeline_dir}",
                  f"output_dir={eval_dir}", f"hydra.run.dir={eval_dir}", f"method_name={name}",
@@ -152,6 +164,7 @@ def main() -> None:
     sweep_plot(out / "strength_sweep.png", rows_by_variant, args.factors)
     if 1.0 in args.factors:
         sample_grid(out / "samples.png", items, {name: out / "eval" / name for name in args.variants})
+    timings = json.loads((out / "train_seconds.json").read_text()) if (out / "train_seconds.json").exists() else {}
     results = {"variants": summaries, "verdicts": verdicts, "train_seconds": timings,
                "settings": {**vars(args), "out": str(out)}}
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
@@ -167,6 +180,52 @@ def main() -> None:
     (out / "report.md").write_text("\n".join(report))
     print("\n" + "\n".join(report))
     print(f"results: {out / 'results.json'}\nreport: {out / 'report.md'}")
+
+
+def train_variants(args, out: Path, toy: Path, py: str) -> None:
+    """Train every variant whose pipeline is missing, up to ``args.parallel`` at once; each run logs to
+    ``<out>/runs/<variant>/train.out`` when parallel. Writes ``<out>/train_seconds.json``."""
+    timings_path = out / "train_seconds.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    todo = [name for name in args.variants
+            if args.fresh or not (out / "runs" / name / "pipeline" / "model_index.json").exists()]
+    steps = [f"trainer.max_steps={args.steps}"] if args.steps else []
+
+    def command(name: str) -> list[str]:
+        return [py, "train.py", f"experiment={args.experiment}", *VARIANTS[name][0], f"paths.toy_root={toy}",
+                f"data.train_dataset.flow_backend={args.label_flow}", *steps, *args.overrides,
+                f"hydra.run.dir={out / 'runs' / name}"]
+
+    if args.parallel <= 1:
+        for name in todo:
+            start = time.time()
+            run(command(name))
+            timings[name] = round(time.time() - start, 1)
+            timings_path.write_text(json.dumps(timings, indent=2))
+    else:
+        running: dict[str, tuple[subprocess.Popen, float, object]] = {}
+        failed = []
+        while todo or running:
+            while todo and len(running) < args.parallel:
+                name = todo.pop(0)
+                log = out / "runs" / name / "train.out"
+                log.parent.mkdir(parents=True, exist_ok=True)
+                print(f"\n$ {shlex.join(command(name))}  > {log}", flush=True)
+                log_file = log.open("w")
+                running[name] = (subprocess.Popen(command(name), cwd=ROOT, stdout=log_file,
+                                                  stderr=subprocess.STDOUT), time.time(), log_file)
+            time.sleep(2)
+            for name, (proc, start, log_file) in list(running.items()):
+                if proc.poll() is not None:
+                    del running[name]
+                    log_file.close()
+                    timings[name] = round(time.time() - start, 1)
+                    timings_path.write_text(json.dumps(timings, indent=2))
+                    print(f"  {name}: exit {proc.returncode} ({timings[name]:.0f} s)", flush=True)
+                    if proc.returncode != 0:
+                        failed.append(name)
+        if failed:
+            raise SystemExit(f"training failed for {failed}; see <out>/runs/<variant>/train.out")
 
 
 def read_size(image_path: str) -> tuple[int, int]:

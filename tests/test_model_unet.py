@@ -22,6 +22,7 @@ from fyc.models import (
     parameter_groups,
     select_trainable_parameters,
 )
+from fyc.models.motion_attention import num_query_groups
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -319,9 +320,11 @@ def test_ma_batched_cross_attention_equals_per_pixel_cross_attention():
     tokens = torch.randn(batch * pixels, frames, 16)
     prompt = torch.randn(batch, 7, 12)
     fast = layer(tokens, prompt)
-    # Naive version: repeat the prompt for every pixel and attend per temporal sequence.
+    # Naive version: repeat the prompt for every pixel and attend per temporal sequence, through diffusers' processor.
     naive = tokens + layer.attn(layer.norm(tokens), encoder_hidden_states=prompt.repeat_interleave(pixels, dim=0))
     torch.testing.assert_close(fast, naive, atol=1e-5, rtol=1e-5)
+    layer.query_group_size = 10  # 3 groups of 2 pixels x 5 frames per sample
+    torch.testing.assert_close(layer(tokens, prompt), naive, atol=1e-5, rtol=1e-5)
 
 
 def test_ma_uses_sdpa_processor_and_keeps_adapter_parameter_names(make_fyc, pretrained_parts):
@@ -430,7 +433,7 @@ def test_only_selected_groups_get_gradients(make_fyc):
 # ---------------------------------------------------------------------------------------------- speed switches
 
 
-def test_gradient_checkpointing_gives_same_loss_and_grads(make_fyc):
+def test_speed_switches_give_same_loss_and_grads(make_fyc):
     model = make_fyc(**ALL_ON).train()
     perturb_([p for n, p in model.named_parameters() if parameter_group_of(n) != "spatial"], scale=0.2)
     inputs = make_inputs()
@@ -442,9 +445,12 @@ def test_gradient_checkpointing_gives_same_loss_and_grads(make_fyc):
         return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
     model.set_ma_checkpointing(False)
+    model.set_ma_query_group_size(0)  # one MA attention call per sample
     loss_plain, grads_plain = loss_and_grads()
     model.set_ma_checkpointing(True)  # the default: MA sub-layers recomputed in backward
     results = {"ma_checkpointing": loss_and_grads()}
+    model.set_ma_query_group_size(4)  # many small query groups, each attending to its own sample's prompt
+    results["ma_query_groups"] = loss_and_grads()
     model.enable_gradient_checkpointing()
     assert model.mid_block.gradient_checkpointing  # mid block re-runs its (MA) motion module in backward
     results["ma_and_diffusers_checkpointing"] = loss_and_grads()
@@ -453,6 +459,14 @@ def test_gradient_checkpointing_gives_same_loss_and_grads(make_fyc):
         assert grads.keys() == grads_plain.keys(), setting
         for name in grads_plain:
             torch.testing.assert_close(grads[name], grads_plain[name], atol=1e-5, rtol=1e-4, msg=f"{setting} {name}")
+
+
+def test_num_query_groups():
+    assert num_query_groups(4096, 16, 1024) == 64  # SD-1.5 top level at 512x512x16: 64 groups of 1024 queries
+    assert num_query_groups(64, 16, 1024) == 1  # 8x8 latents: one group
+    assert num_query_groups(4096, 16, 0) == 1  # disabled
+    assert num_query_groups(6, 1, 2) == 3  # largest divisor of 6 with >= 2 queries per group
+    assert num_query_groups(7, 1, 2) == 1  # prime: no even split, one group
 
 
 class _NoFloat64(TorchDispatchMode):

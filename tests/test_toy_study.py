@@ -66,7 +66,8 @@ def test_toy_study_script_runs_two_variants(tmp_path):
     out = tmp_path / "study"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "scripts/toy_study.py", "--out", str(out), "--variants", "full", "no_strength_embedding",
-           "--train-videos", "8", "--val-videos", "2", "--steps", "4", "--eval-steps", "2", "--factors", "0.5", "1", "--",
+           "--train-videos", "8", "--val-videos", "2", "--steps", "4", "--eval-steps", "2", "--factors", "0.5", "1",
+           "--parallel", "2", "--",  # both variants train at once, each logging to <run>/train.out
            "trainer.val_check_interval=4", "callbacks.validation_samples.num_items=1",
            "callbacks.validation_samples.num_inference_steps=2", "data.batch_size=2"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -81,6 +82,9 @@ def test_toy_study_script_runs_two_variants(tmp_path):
     report = (out / "report.md").read_text()
     assert "| full |" in report and "| oracle (true videos) |" in report and (out / "strength_sweep.png").stat().st_size
     assert (out / "samples.png").stat().st_size
+    assert set(results["train_seconds"]) == {"full", "no_strength_embedding"}
+    assert "exported pipeline" in (out / "runs" / "full" / "train.out").read_text()
+    assert (out / "toy" / "train.motion.parquet").stat().st_size  # labels for experiment=toy_study_gpu
     # A rerun reuses the trained variants and their evaluations.
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and "train.py" not in proc.stdout and "evaluate.py" not in proc.stdout
