@@ -316,7 +316,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ma-checkpointing", nargs="+", choices=["on", "off"],
                         help="MA recompute in backward; several values time the FYC model once per value (default on)")
     parser.add_argument("--ma-query-group-size", type=int, nargs="+", default=[1024], metavar="N",
-                        help="queries per MA attention call (0 = one call per sample, the pre-2026-12 behaviour); "
+                        help="queries per MA attention call (0 = one call per sample, as before query groups); "
                              "several values time the FYC model once per value, in the same run")
     parser.add_argument("--threads", type=int, help="CPU intra-op threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
@@ -372,6 +372,12 @@ def main() -> None:
     fyc_settings = {(f"FYC g{n} ckpt {c}" if len(settings) > 1 else "FollowYourClickUNet"): (n, c == "on")
                     for n, c in settings}
     models = {"plain UNetMotionModel": plain, **{name: fyc for name in fyc_settings}}
+
+    def apply_setting(name: str, model) -> None:
+        if name in fyc_settings:
+            model.set_ma_query_group_size(fyc_settings[name][0])
+            model.set_ma_checkpointing(fyc_settings[name][1])
+
     if args.gradient_checkpointing:
         for model in models.values():
             model.enable_gradient_checkpointing()
@@ -383,9 +389,7 @@ def main() -> None:
         flops, saved = {}, {}
         for name, model in models.items():
             model = model if dtype is None else model.to(dtype)
-            if name in fyc_settings:
-                model.set_ma_query_group_size(fyc_settings[name][0])
-                model.set_ma_checkpointing(fyc_settings[name][1])
+            apply_setting(name, model)
             flops[name], saved[name] = analyse_step(model, inputs[name], dtype)
         columns = {
             "fwd+bwd GFLOP": {k: v / 1e9 for k, v in flops.items()},
@@ -400,9 +404,7 @@ def main() -> None:
         order = list(models) if round_index % 2 == 0 else list(reversed(models))
         for name in order:
             model = models[name].to(device)  # one model on the device at a time
-            if name in fyc_settings:
-                model.set_ma_query_group_size(fyc_settings[name][0])
-                model.set_ma_checkpointing(fyc_settings[name][1])
+            apply_setting(name, model)
             time_steps(model, inputs[name], dtype, device, args.warmup)
             times[name] += time_steps(model, inputs[name], dtype, device, args.steps)
             if name not in memory:
