@@ -20,6 +20,7 @@ import shlex
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from demo import ROOT, run  # scripts/demo.py: run one documented step, echo it, stop on failure
@@ -203,27 +204,24 @@ def train_variants(args, out: Path, toy: Path, py: str) -> None:
             timings[name] = round(time.time() - start, 1)
             timings_path.write_text(json.dumps(timings, indent=2))
     else:
-        running: dict[str, tuple[subprocess.Popen, float, object]] = {}
+        def train_logged(name: str) -> tuple[str, int, float]:
+            log, start = out / "runs" / name / "train.out", time.time()
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("w") as log_file:
+                code = subprocess.run(command(name), cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT).returncode
+            return name, code, round(time.time() - start, 1)
+
         failed = []
-        while todo or running:
-            while todo and len(running) < args.parallel:
-                name = todo.pop(0)
-                log = out / "runs" / name / "train.out"
-                log.parent.mkdir(parents=True, exist_ok=True)
-                print(f"\n$ {shlex.join(command(name))}  > {log}", flush=True)
-                log_file = log.open("w")
-                running[name] = (subprocess.Popen(command(name), cwd=ROOT, stdout=log_file,
-                                                  stderr=subprocess.STDOUT), time.time(), log_file)
-            time.sleep(2)
-            for name, (proc, start, log_file) in list(running.items()):
-                if proc.poll() is not None:
-                    del running[name]
-                    log_file.close()
-                    timings[name] = round(time.time() - start, 1)
-                    timings_path.write_text(json.dumps(timings, indent=2))
-                    print(f"  {name}: exit {proc.returncode} ({timings[name]:.0f} s)", flush=True)
-                    if proc.returncode != 0:
-                        failed.append(name)
+        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+            for name in todo:
+                print(f"\n$ {shlex.join(command(name))}  > {out / 'runs' / name / 'train.out'}", flush=True)
+            for future in as_completed([pool.submit(train_logged, name) for name in todo]):
+                name, code, seconds = future.result()
+                timings[name] = seconds
+                timings_path.write_text(json.dumps(timings, indent=2))
+                print(f"  {name}: exit {code} ({timings[name]:.0f} s)", flush=True)
+                if code != 0:
+                    failed.append(name)
         if failed:
             raise SystemExit(f"training failed for {failed}; see <out>/runs/<variant>/train.out")
 
