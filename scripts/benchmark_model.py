@@ -318,6 +318,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ma-query-group-size", type=int, nargs="+", default=[1024], metavar="N",
                         help="queries per MA attention call (0 = one call per sample, as before query groups); "
                              "several values time the FYC model once per value, in the same run")
+    parser.add_argument("--compile", default="none",
+                        choices=["none", "default", "reduce-overhead", "max-autotune-no-cudagraphs"],
+                        help="torch.compile both models with this mode (compiled during --warmup; reduce-overhead = "
+                             "CUDA graphs, which removes the per-op launch cost that dominates batch 1 on big GPUs)")
+    parser.add_argument("--compile-backend", default="inductor",
+                        help="torch.compile backend (aot_eager: trace only, no code generation; for debugging)")
     parser.add_argument("--threads", type=int, help="CPU intra-op threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", type=int, default=0, metavar="N",
@@ -325,6 +331,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sync-debug", action="store_true",
                         help="CUDA: report host-device synchronisations in one train step per model")
     args = parser.parse_args()
+    if args.compile != "none" and args.device == "meta":
+        parser.error("--compile needs a real device (cpu or cuda), not meta")
     for key, value in CONFIGS[args.config]["defaults"].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -334,7 +342,7 @@ def parse_args() -> argparse.Namespace:
 def print_header(args, device) -> None:
     print(
         f"config={args.config} device={device} dtype={args.dtype} batch={args.batch} frames={args.frames} "
-        f"size={args.height}x{args.width} grad_ckpt={args.gradient_checkpointing} "
+        f"size={args.height}x{args.width} grad_ckpt={args.gradient_checkpointing} compile={args.compile} "
         + (f"steps={args.steps}x{args.rounds} threads={torch.get_num_threads()}" if device.type != "meta" else "")
     )
 
@@ -381,6 +389,12 @@ def main() -> None:
     if args.gradient_checkpointing:
         for model in models.values():
             model.enable_gradient_checkpointing()
+    if args.compile != "none":
+        for model in (plain, fyc):  # in place: the modules keep their names, .to() and settings still work
+            if args.compile_backend == "inductor":
+                model.compile(mode=args.compile)
+            else:  # modes are inductor's
+                model.compile(backend=args.compile_backend)
     text_dim = CONFIGS[args.config]["text_dim"]
     inputs = {name: make_inputs(args, text_dim, device, fyc=model is fyc) for name, model in models.items()}
     print_header(args, device)
@@ -422,6 +436,10 @@ def main() -> None:
         "peak MiB": {name: value / 2**20 for name, value in memory.items()},
     }
     print_table(models, columns, {"median ms": 1.10, "peak MiB": 1.05})
+    if args.compile != "none":
+        from torch._dynamo.utils import counters
+
+        print(f"compiled graphs: {counters['stats']['unique_graphs']}, graph breaks: {sum(counters['graph_break'].values())}")
 
 
 if __name__ == "__main__":

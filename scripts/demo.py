@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--out", default="outputs/demo")
     parser.add_argument("--train-videos", type=int, default=160)
     parser.add_argument("--val-videos", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=300, help="training steps")
+    parser.add_argument("--steps", type=int, default=600, help="training steps")
     args = parser.parse_args()
     out = (ROOT / args.out).resolve()
     toy = out / "toy"
