@@ -28,6 +28,7 @@ Examples:
     python scripts/benchmark_model.py --config tiny --threads 1
     python scripts/benchmark_model.py --config sd15 --device meta --dtype bfloat16
     python scripts/benchmark_model.py --config sd15 --device cuda --dtype bfloat16 --gradient-checkpointing
+    python scripts/benchmark_model.py --config sd15 --device cuda --dtype bfloat16 --compile reduce-overhead --rounds 1
 """
 
 from __future__ import annotations
