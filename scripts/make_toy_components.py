@@ -1,20 +1,29 @@
 """Write the tiny random stand-ins for SD-1.5 + AnimateDiff (toy world) in diffusers folder layout.
 
 python scripts/make_toy_components.py --out data/toy/components
+python scripts/make_toy_components.py --out /tmp/wide --block-out-channels 64 128   # a wider UNet + motion adapter
 """
+from __future__ import annotations
+
 import argparse
 
 from fyc.data.toy_world import TOY_VOCABULARY
 from fyc.toy.components import ToyComponentsConfig, build_toy_components
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="data/toy/components")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vae-downsample-factor", type=int, default=2)
-    args = parser.parse_args()
-    config = ToyComponentsConfig(vae_downsample_factor=args.vae_downsample_factor)
+    defaults = ToyComponentsConfig()
+    parser.add_argument("--block-out-channels", type=int, nargs="+", default=list(defaults.block_out_channels),
+                        help="UNet / motion-adapter widths, one per resolution level (multiples of 8)")
+    parser.add_argument("--layers-per-block", type=int, default=defaults.layers_per_block)
+    args = parser.parse_args(argv)
+    config = ToyComponentsConfig(vae_downsample_factor=args.vae_downsample_factor,
+                                 block_out_channels=tuple(args.block_out_channels),
+                                 layers_per_block=args.layers_per_block)
     root = build_toy_components(args.out, TOY_VOCABULARY, config, seed=args.seed)
     print(f"components: {root}")
 

@@ -116,9 +116,9 @@ def main() -> None:
              "--val", str(args.val_videos), "--seed", "0"])
         run([py, "scripts/make_toy_components.py", "--out", str(toy / "components")])
     if args.fresh or not (toy / "train.motion.parquet").exists():
-        # Precomputed labels for data.train_dataset.motion_labels=sidecar (experiment=toy_study_gpu): the on-the-fly
-        # flow labels (experiment=toy_study) cost ~30 ms per clip, more than a GPU step. Same flow backend, frame
-        # size and unit (px per frame pair at the 32-px training size) as those, on one centred window per video.
+        # Precomputed labels for the trainings (data.train_dataset.motion_labels=sidecar): the same flow backend,
+        # frame size and unit (px per frame pair at the 32-px training size) as the on-the-fly labels, on one
+        # centred window per video.
         run([py, "scripts/annotate_motion.py", "--csv", str(toy / "train.csv"), "--video-root", str(toy),
              "--out", str(toy / "train.motion.parquet"), "--flow", args.label_flow, "--frames", "8", "--stride", "1",
              "--flow-short-side", "32", "--mask-short-side", "32", "--reference-short-side", "32", "--no-progress"])
@@ -193,8 +193,9 @@ def train_variants(args, out: Path, toy: Path, py: str) -> None:
     steps = [f"trainer.max_steps={args.steps}"] if args.steps else []
 
     def command(name: str) -> list[str]:
+        # The sidecar's labels: on-the-fly flow (~30 ms per clip) was ~20% of a CPU step and made a GPU step data-bound.
         return [py, "train.py", f"experiment={args.experiment}", *VARIANTS[name][0], f"paths.toy_root={toy}",
-                f"data.train_dataset.flow_backend={args.label_flow}", *steps, *args.overrides,
+                "data.train_dataset.motion_labels=sidecar", *steps, *args.overrides,
                 f"hydra.run.dir={out / 'runs' / name}"]
 
     if args.parallel <= 1:

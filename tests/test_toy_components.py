@@ -62,3 +62,21 @@ def test_toy_components_load_like_sd15(toy_components):
     ids = tokenizer(["move left"], padding="max_length", max_length=77, return_tensors="pt").input_ids
     assert text_encoder(ids)[0].shape == (1, 77, unet.config.cross_attention_dim)
     assert vae.config.downsample_factor == json.loads((root / "toy_components.json").read_text())["vae_downsample_factor"]
+
+
+def test_make_toy_components_cli_sets_widths(tmp_path):
+    """scripts/make_toy_components.py --block-out-channels/--layers-per-block reach the saved UNet and adapter."""
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import make_toy_components
+
+    make_toy_components.main(["--out", str(tmp_path / "wide"), "--block-out-channels", "16", "48",
+                              "--layers-per-block", "2"])
+    unet = UNet2DConditionModel.from_pretrained(tmp_path / "wide", subfolder="unet")
+    adapter = MotionAdapter.from_pretrained(tmp_path / "wide" / "motion_adapter")
+    assert tuple(unet.config.block_out_channels) == (16, 48) and unet.config.layers_per_block == 2
+    assert len(adapter.down_blocks) == 2 and len(adapter.down_blocks[1].motion_modules) == 2
+    assert adapter.down_blocks[1].motion_modules[0].proj_in.in_features == 48

@@ -284,3 +284,31 @@ def test_ema_warmup_and_swap():
     with ema.swapped_in({"p": p}):
         assert torch.allclose(p, torch.full((3,), 0.9))
     assert torch.equal(p.detach(), torch.ones(3))
+
+
+def test_loss_snr_cap_scales_each_sample(toy_module, toy_root, toy_components, tmp_path, monkeypatch):
+    """model.loss_snr_cap=γ scales each sample's v-loss by min(1, γ / (SNR_t + 1)) = min(1, γ (1 - ᾱ_t)); validation
+    (apply_weighting=False) keeps the plain MSE; γ <= 0 is refused with the key named."""
+    import hydra
+
+    module = toy_module
+    seen = {}
+
+    def unit_error_unet(sample, timestep, **kwargs):  # every sample's MSE against the zero target below is 1
+        seen["t"] = timestep
+        return type("Out", (), {"sample": torch.ones_like(sample)})()
+
+    monkeypatch.setattr(module.unet, "forward", unit_error_unet)
+    monkeypatch.setattr(module.noise_scheduler, "get_velocity", lambda latents, noise, t: torch.zeros_like(latents))
+    batch = _fake_batch(64, frames=2)
+    assert module.diffusion_loss(batch, generator=torch.Generator().manual_seed(3)).item() == pytest.approx(1.0)
+    monkeypatch.setattr(module, "loss_snr_cap", 2.0)
+    loss = module.diffusion_loss(batch, generator=torch.Generator().manual_seed(3)).item()
+    alpha_bar = module.noise_scheduler.alphas_cumprod[seen["t"]]
+    expected = (2.0 * (1 - alpha_bar)).clamp(max=1.0)
+    assert loss == pytest.approx(expected.mean().item(), rel=1e-5)
+    assert 0.3 < loss < 0.99 and expected.min() < 0.5 and expected.max() == 1.0  # the draw spans both regimes
+    assert module.diffusion_loss(batch, generator=torch.Generator().manual_seed(3),
+                                 apply_weighting=False).item() == pytest.approx(1.0)
+    with pytest.raises(Exception, match="loss_snr_cap"):
+        hydra.utils.instantiate(_toy_cfg(toy_root, tmp_path, "model.loss_snr_cap=0").model, _convert_="all")

@@ -8,6 +8,8 @@
   with the allowed region ``first_frame`` / ``swept`` / ``tracked``.
 - :mod:`fyc.eval.score`, :mod:`fyc.eval.runner` — score a manifest, write results.json / per_sample.csv / table.md.
 - :mod:`fyc.eval.protocols`     — the fyc30 template filler/validator and the MSR-VTT FVD manifest builder.
+- :mod:`fyc.eval.denoising`     — diagnostic: a pipeline's one-step x0 error by noise level vs copying its
+  conditioning (takes the pipeline object; imports no model code).
 
 The names below are loaded on first access, so ``import fyc.eval.manifest`` stays light (no torchmetrics/scipy).
 """
@@ -22,6 +24,7 @@ _EXPORTS = {
     "regional_motion_metrics": "regional", "RegionalMotionMetrics": "regional", "motion_precision": "regional",
     "strength_spearman": "regional", "REGION_MODES": "regional", "allowed_region": "regional",
     "swept_region": "regional", "tracked_region": "regional",
+    "denoising_errors": "denoising", "denoising_table": "denoising",
     "fill_fyc30_manifest": "protocols", "build_msrvtt_manifest": "protocols", "validate_benchmark_items": "protocols",
 }
 __all__ = sorted(_EXPORTS)

@@ -55,6 +55,12 @@ class FollowYourClickModule(L.LightningModule):
             weights when present), a FollowYourClickUNet folder, or a pipeline folder (``unet/`` inside). UNet
             parameters the source lacks (e.g. new MA layers) keep their fresh initialisation and are logged.
         log_grad_norm_every: log ``train/grad_norm`` (before clipping) every this many steps; 0 = never.
+        loss_snr_cap: None (plain v-prediction MSE, the paper's) or γ > 0: each sample's v-loss is scaled by
+            ``min(1, γ / (SNR_t + 1))``. In x0 terms the v-loss weighs a timestep by SNR_t + 1; this caps that weight
+            at γ, so low-noise steps count less and the high-noise steps, where the model must build the video
+            from its conditioning, relatively more. Unlike diffusers' min-SNR for v-prediction
+            (``min(SNR, γ) / (SNR + 1)``) it keeps full weight at zero terminal SNR, where that gives 0.
+            Training only: ``val/loss`` stays the plain MSE, comparable across settings.
     """
 
     def __init__(self, unet: torch.nn.Module, vae: torch.nn.Module, text_encoder: torch.nn.Module, tokenizer: Any,
@@ -63,7 +69,8 @@ class FollowYourClickModule(L.LightningModule):
                  first_frame_masking: dict | None = None, condition_dropout: dict | None = None,
                  spatial_text: str = "caption", motion_text: str = "short_prompt", seed: int = 0,
                  ema: dict | None = None, gradient_checkpointing: bool = False, text_embedding_cache: int = 0,
-                 save_frozen_weights: bool = False, init_from: str | None = None, log_grad_norm_every: int = 10):
+                 save_frozen_weights: bool = False, init_from: str | None = None, log_grad_norm_every: int = 10,
+                 loss_snr_cap: float | None = None):
         super().__init__()
         for name, value in (("spatial_text", spatial_text), ("motion_text", motion_text)):
             if value not in TEXT_SOURCES:
@@ -80,6 +87,9 @@ class FollowYourClickModule(L.LightningModule):
         self.text_embedding_cache = int(text_embedding_cache)
         self.save_frozen_weights = save_frozen_weights
         self.log_grad_norm_every = int(log_grad_norm_every)
+        if loss_snr_cap is not None and not loss_snr_cap > 0:
+            raise ValueError(f"loss_snr_cap must be null or > 0, got {loss_snr_cap!r}")
+        self.loss_snr_cap = loss_snr_cap
         self.vae.requires_grad_(False).eval()
         self.text_encoder.requires_grad_(False).eval()
         self.trainable_counts = select_trainable_parameters(self.unet, self.trainable_groups)
@@ -145,9 +155,10 @@ class FollowYourClickModule(L.LightningModule):
         return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
     def diffusion_loss(self, batch: dict, generator: torch.Generator | None = None,
-                       apply_dropout: bool = True) -> torch.Tensor:
-        """v-prediction MSE (scalar float32) for one batch. Noise, timesteps, first-frame masks and condition dropout
-        come from ``generator`` (a CPU generator; None = global RNG)."""
+                       apply_dropout: bool = True, apply_weighting: bool = True) -> torch.Tensor:
+        """v-prediction MSE (scalar float32) for one batch, per-sample weighted by ``loss_snr_cap`` when set and
+        ``apply_weighting``. Noise, timesteps, first-frame masks and condition dropout come from ``generator`` (a CPU
+        generator; None = global RNG)."""
         pixels = batch["pixel_values"]
         bsz = pixels.shape[0]
         latents = encode_video(self.vae, pixels)  # (B, 4, F, h, w)
@@ -178,7 +189,12 @@ class FollowYourClickModule(L.LightningModule):
             else None,
             frame_stride=batch["frame_stride"].to(latents.dtype) if self.unet.config.frame_stride_embedding else None,
         ).sample
-        return F.mse_loss(pred.float(), target.float())
+        if self.loss_snr_cap is None or not apply_weighting:
+            return F.mse_loss(pred.float(), target.float())
+        per_sample = F.mse_loss(pred.float(), target.float(), reduction="none").flatten(1).mean(1)
+        alpha_bar = self.noise_scheduler.alphas_cumprod.to(per_sample.device)[timesteps]
+        weight = (self.loss_snr_cap * (1 - alpha_bar)).clamp(max=1.0)  # γ / (SNR + 1), as SNR + 1 = 1 / (1 - ᾱ)
+        return (per_sample * weight).mean()
 
     @contextlib.contextmanager
     def ema_weights(self) -> Iterator[None]:
@@ -255,7 +271,7 @@ class FollowYourClickModule(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         # Fixed noise per batch index so validation losses are comparable across epochs.
         generator = torch.Generator().manual_seed(self.seed * 100_003 + batch_idx)
-        loss = self.diffusion_loss(batch, generator=generator, apply_dropout=False)
+        loss = self.diffusion_loss(batch, generator=generator, apply_dropout=False, apply_weighting=False)
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["pixel_values"].shape[0])
         return loss
 
