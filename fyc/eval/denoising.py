@@ -65,7 +65,7 @@ def denoising_errors(pipeline, batch: dict, timesteps: Sequence[int] = DEFAULT_T
         raise ValueError(f"timesteps {bad} are outside [0, {n_train})")
     device, dtype = unet.device, unet.dtype
     latents = encode_clip(pipeline, batch["pixel_values"].to(device)).to(dtype)
-    bsz, _, num_frames, h, w = latents.shape
+    bsz, _, _, h, w = latents.shape
     first_frame = latents[:, :, 0]
     region_mask = (F.adaptive_max_pool2d(batch["motion_mask"].float().to(device), (h, w)) > 0.5).to(dtype)
     text = pipeline.encode_prompt(list(batch[prompt_key]), device).to(dtype)
@@ -79,8 +79,8 @@ def denoising_errors(pipeline, batch: dict, timesteps: Sequence[int] = DEFAULT_T
         t_batch = torch.full((bsz,), int(t), device=device, dtype=torch.long)
         alpha_bar = alphas_cumprod[int(t)]
         a, s = alpha_bar.sqrt().to(dtype), (1 - alpha_bar).sqrt().to(dtype)
-        noisy = a * latents + s * noise
-        target_v = a * noise - s * latents
+        noisy = scheduler.add_noise(latents, noise, t_batch)
+        target_v = scheduler.get_velocity(latents, noise, t_batch)
         v = unet(noisy, t_batch, encoder_hidden_states=text, region_mask=region_mask, first_frame_latent=first_frame,
                  motion_prompt_embeds=text if unet.config.motion_augmented_attention else None,
                  motion_strength=batch["motion_strength"].to(device, dtype)
