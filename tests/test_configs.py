@@ -60,6 +60,10 @@ def test_every_ablation_composes_on_toy_and_paper(experiment, ablation, tmp_path
         assert model.unet.frame_stride_embedding and not model.unet.motion_strength_embedding
     if ablation == "first_frame_repeat":
         assert model.unet.first_frame_placement == "repeat"
+    if ablation == "first_frame_residual":
+        assert model.unet.first_frame_residual
+    elif experiment == "paper_stage2":  # the paper denoises the video latent itself
+        assert not model.unet.first_frame_residual
 
 
 def test_paper_recipe_values(tmp_path):

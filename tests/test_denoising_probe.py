@@ -64,6 +64,28 @@ def test_x0_conversion_and_references(pipeline_and_batch):
     assert errors == sorted(errors, reverse=True) and errors[-1] < 0.05 * errors[0]
 
 
+def test_first_frame_residual_unet(pipeline_and_batch):
+    """A first_frame_residual UNet's estimates are residuals: the probe adds the first-frame latent back, so a
+    perfect residual model scores 0 and one that predicts a zero residual scores exactly the copy reference."""
+    pipeline, batch = pipeline_and_batch
+    real_unet = pipeline.unet
+    latents = encode_clip(pipeline, batch["pixel_values"])
+    copy = latents[:, :, :1].expand_as(latents)
+    alphas = pipeline.scheduler.alphas_cumprod
+    rows = {}
+    try:
+        for name, residual in (("perfect", latents - copy), ("zero", torch.zeros_like(latents))):
+            pipeline.unet = FakeUNet(real_unet, alphas, residual)
+            pipeline.unet.config = SimpleNamespace(**{**real_unet.config, "first_frame_residual": True})
+            rows[name] = denoising_errors(pipeline, batch, TIMESTEPS)
+    finally:
+        pipeline.unet = real_unet
+    for perfect, zero in zip(rows["perfect"], rows["zero"]):
+        assert perfect["x0_mse"]["all"] < 1e-8 and perfect["v_mse"] < 1e-6, perfect
+        assert zero["x0_mse"]["later"] == pytest.approx(zero["copy_mse"]["later"], rel=1e-4)
+        assert zero["x0_mse"]["frame0"] < 1e-8 and zero["copy_mse"]["later"] > 1e-4
+
+
 def test_real_unet_rows_table_and_merge(pipeline_and_batch):
     pipeline, batch = pipeline_and_batch
     rows = denoising_errors(pipeline, batch, TIMESTEPS)

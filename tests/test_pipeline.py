@@ -74,3 +74,21 @@ def test_region_grow_selects_the_clicked_object(image_and_mask):
     assert mask.sum() == 100 and mask[8:18, 10:20].all()
     both = region_grow_mask(image, [(14, 12)], negative_clicks=[(15, 15)])
     assert both.sum() == 0  # the negative click lies on the same object and removes it
+
+
+def test_first_frame_residual_adds_the_image_latent_back(pipe, image_and_mask):
+    """A first_frame_residual UNet denoises video - image latent: the pipeline's latents are the plain sampler's
+    (same UNet, same noise) plus the encoded image repeated over frames, so frame 0 is the image when the residual
+    is zero."""
+    image, mask = image_and_mask
+    internal = pipe.unet._internal_dict
+    try:
+        pipe.unet.register_to_config(first_frame_residual=False)
+        plain = _run(pipe, image, mask, output_type="latent")
+        pipe.unet.register_to_config(first_frame_residual=True)
+        residual = _run(pipe, image, mask, output_type="latent")
+    finally:
+        pipe.unet._internal_dict = internal
+    image_latent = pipe.encode_first_frame(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1)
+    assert image_latent.abs().mean() > 0.05
+    torch.testing.assert_close(residual - plain, image_latent[:, :, None].expand_as(plain), atol=1e-5, rtol=0)

@@ -88,3 +88,29 @@ def test_toy_study_script_runs_two_variants(tmp_path):
     # A rerun reuses the trained variants and their evaluations.
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and "train.py" not in proc.stdout and "evaluate.py" not in proc.stdout
+
+
+def test_every_toy_study_variant_composes(tmp_path):
+    """scripts/toy_study.py's variants compose on experiment=toy_study and change what they name: the study's full
+    model denoises the residual to the first frame, no_first_frame_residual the video latent (the paper's way)."""
+    from omegaconf import OmegaConf
+
+    from conftest import compose
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from toy_study import ABLATIONS, VARIANTS
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    assert "full" in ABLATIONS and "no_first_frame_residual" not in ABLATIONS  # opt-in extra
+    configs = {}
+    for name, (overrides, metric, better) in VARIANTS.items():
+        cfg = compose("train", ["experiment=toy_study", *overrides, f"paths.output_dir={tmp_path}"])
+        OmegaConf.resolve(cfg)
+        configs[name] = cfg.model
+        assert (metric is None) == (name == "full") and better in (None, "low", "high")
+    assert configs["full"].unet.first_frame_residual and not configs["no_first_frame_residual"].unet.first_frame_residual
+    assert not configs["no_mask_channel"].unet.region_mask_channel
+    assert not configs["no_strength_embedding"].unet.motion_strength_embedding
+    assert not configs["no_ma"].unet.motion_augmented_attention
+    assert configs["no_first_frame_masking"].first_frame_masking is None and configs["full"].first_frame_masking

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -312,3 +313,40 @@ def test_loss_snr_cap_scales_each_sample(toy_module, toy_root, toy_components, t
                                  apply_weighting=False).item() == pytest.approx(1.0)
     with pytest.raises(Exception, match="loss_snr_cap"):
         hydra.utils.instantiate(_toy_cfg(toy_root, tmp_path, "model.loss_snr_cap=0").model, _convert_="all")
+
+
+def test_first_frame_residual_target(toy_module, monkeypatch):
+    """model.unet.first_frame_residual: the loss noises and targets latents minus the *clean* first-frame latent
+    (frame 0 of the target is exactly zero even with first-frame masking on), while the UNet still gets the masked
+    first-frame latent as its condition; off, the target is the latent itself."""
+    from fyc.training.conditioning import encode_video
+
+    module = toy_module
+    batch = _fake_batch(2, frames=3)
+    latents = encode_video(module.vae, batch["pixel_values"])
+    seen = {}
+
+    def recording_add_noise(original, noise, timesteps):
+        seen["clean"] = original.clone()
+        return original + noise
+
+    def recording_unet(sample, timestep, **kwargs):
+        seen["first_frame_latent"] = kwargs["first_frame_latent"]
+        return SimpleNamespace(sample=torch.zeros_like(sample))
+
+    monkeypatch.setattr(module.noise_scheduler, "add_noise", recording_add_noise)
+    monkeypatch.setattr(module.unet, "forward", recording_unet)
+    monkeypatch.setattr(module, "first_frame_masking", {"ratio": 0.5, "patch_size": 1, "prob": 1.0})
+    internal = module.unet._internal_dict
+    try:
+        module.unet.register_to_config(first_frame_residual=False)
+        module.diffusion_loss(batch, generator=torch.Generator().manual_seed(0), apply_dropout=False)
+        torch.testing.assert_close(seen["clean"], latents)
+        module.unet.register_to_config(first_frame_residual=True)
+        module.diffusion_loss(batch, generator=torch.Generator().manual_seed(0), apply_dropout=False)
+    finally:
+        module.unet._internal_dict = internal
+    torch.testing.assert_close(seen["clean"], latents - latents[:, :, :1])
+    assert seen["clean"][:, :, 0].abs().max() == 0 and seen["clean"][:, :, 1:].abs().mean() > 0.01
+    masked = seen["first_frame_latent"]
+    assert (masked == 0).float().mean() > 0.3 and not torch.equal(masked, latents[:, :, 0])

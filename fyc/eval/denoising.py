@@ -70,6 +70,8 @@ def denoising_errors(pipeline, batch: dict, timesteps: Sequence[int] = DEFAULT_T
     region_mask = (F.adaptive_max_pool2d(batch["motion_mask"].float().to(device), (h, w)) > 0.5).to(dtype)
     text = pipeline.encode_prompt(list(batch[prompt_key]), device).to(dtype)
     copy = first_frame[:, :, None].expand_as(latents)
+    # A first_frame_residual UNet denoises latents - copy; its x0 estimates get the copy added back.
+    base = copy if getattr(unet.config, "first_frame_residual", False) else torch.zeros_like(latents)
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn(latents.shape, generator=generator).to(device=device, dtype=dtype)
     alphas_cumprod = scheduler.alphas_cumprod.to(device=device, dtype=torch.float32)
@@ -79,20 +81,20 @@ def denoising_errors(pipeline, batch: dict, timesteps: Sequence[int] = DEFAULT_T
         t_batch = torch.full((bsz,), int(t), device=device, dtype=torch.long)
         alpha_bar = alphas_cumprod[int(t)]
         a, s = alpha_bar.sqrt().to(dtype), (1 - alpha_bar).sqrt().to(dtype)
-        noisy = scheduler.add_noise(latents, noise, t_batch)
-        target_v = scheduler.get_velocity(latents, noise, t_batch)
+        noisy = scheduler.add_noise(latents - base, noise, t_batch)
+        target_v = scheduler.get_velocity(latents - base, noise, t_batch)
         v = unet(noisy, t_batch, encoder_hidden_states=text, region_mask=region_mask, first_frame_latent=first_frame,
                  motion_prompt_embeds=text if unet.config.motion_augmented_attention else None,
                  motion_strength=batch["motion_strength"].to(device, dtype)
                  if unet.config.motion_strength_embedding else None,
                  frame_stride=batch["frame_stride"].to(device, dtype) if unet.config.frame_stride_embedding else None,
                  ).sample
-        x0 = a * noisy - s * v
+        x0 = a * noisy - s * v + base
         rows.append({
             "timestep": int(t), "alpha_bar": alpha_bar.item(),
             "v_mse": F.mse_loss(v.float(), target_v.float()).item(),
             "x0_mse": _split_mse(x0, latents), "copy_mse": _split_mse(copy, latents),
-            "rescaled_input_mse": _split_mse(noisy / a, latents) if alpha_bar.item() >= 1e-6 else None,
+            "rescaled_input_mse": _split_mse(noisy / a + base, latents) if alpha_bar.item() >= 1e-6 else None,
         })
     return rows
 

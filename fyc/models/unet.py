@@ -50,6 +50,7 @@ FYC_OPTION_NAMES = (
     "latent_channels",
     "first_frame_placement",
     "region_mask_channel",
+    "first_frame_residual",
     "motion_augmented_attention",
     "ma_num_attention_heads",
     "ma_cross_attention_dim",
@@ -86,6 +87,11 @@ class FollowYourClickUNet(UNetMotionModel):
             code); ``"repeat"``: the latent repeated at every frame (one reading of the paper).
         region_mask_channel: feed the region mask; False keeps that channel at zero whatever is passed (the
             "no mask channel" ablation: the model must guess what moves from the prompt alone).
+        first_frame_residual: what the UNet denoises. False (paper): the video latent. True: the video latent minus
+            the clean first-frame latent repeated over frames, so a static scene is the all-zero target and a
+            model that outputs nothing useful yet copies the image (in the spirit of residual video diffusion,
+            Yang et al. 2022, arXiv 2203.09481). forward ignores it; trainers subtract and samplers add back
+            ``first_frame_latent`` (``fyc.training.module``, ``FollowYourClickPipeline``). Not in the paper.
         motion_augmented_attention: add MA cross-attention to every motion-module transformer block.
         ma_num_attention_heads: heads of each MA attention.
         ma_cross_attention_dim: width of the motion-prompt tokens; None -> ``cross_attention_dim``.
@@ -147,6 +153,7 @@ class FollowYourClickUNet(UNetMotionModel):
         latent_channels: int = 4,
         first_frame_placement: FirstFramePlacement = "first",
         region_mask_channel: bool = True,
+        first_frame_residual: bool = False,
         motion_augmented_attention: bool = False,
         ma_num_attention_heads: int = 8,
         ma_cross_attention_dim: int | None = None,

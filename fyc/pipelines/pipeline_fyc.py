@@ -418,6 +418,8 @@ class FollowYourClickPipeline(DiffusionPipeline):
                     latents = (out or {}).pop("latents", latents)
                 progress_bar.update()
 
+        if self.unet.config.first_frame_residual:  # the UNet denoised video - image latent (FollowYourClickUNet)
+            latents = latents + first_frame[:, :, None].to(latents.dtype)
         if output_type == "latent":
             frames = latents
         else:

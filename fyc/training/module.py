@@ -163,6 +163,8 @@ class FollowYourClickModule(L.LightningModule):
         bsz = pixels.shape[0]
         latents = encode_video(self.vae, pixels)  # (B, 4, F, h, w)
         first_frame = latents[:, :, 0]
+        if self.unet.config.first_frame_residual:  # the clean image, as the sampler adds back (not the masked one)
+            latents = latents - first_frame[:, :, None]
         if self.first_frame_masking is not None:
             first_frame = mask_first_frame_latent(first_frame, generator=generator, **self.first_frame_masking)
         region_mask = mask_to_latent(batch["motion_mask"].to(latents.dtype), latents.shape[-2:])
