@@ -67,6 +67,7 @@ def test_toy_study_script_runs_two_variants(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "scripts/toy_study.py", "--out", str(out), "--variants", "full", "no_strength_embedding",
            "--train-videos", "8", "--val-videos", "2", "--steps", "4", "--eval-steps", "2", "--factors", "0.5", "1",
+           "--directional-videos", "2",
            "--parallel", "2", "--",  # both variants train at once, each logging to <run>/train.out
            "trainer.val_check_interval=4", "callbacks.validation_samples.num_items=1",
            "callbacks.validation_samples.num_inference_steps=2", "data.batch_size=2"]
@@ -77,10 +78,14 @@ def test_toy_study_script_runs_two_variants(tmp_path):
     full = results["variants"]["full"]
     assert full["num_samples"] == 4 and 0.0 <= full["motion_leakage"] <= 1.0
     assert -1.0 <= full["strength_spearman_per_item"] <= 1.0 or math.isnan(full["strength_spearman_per_item"])
+    # The translate-only set: every item is a "move" item, so all of them are scored for direction.
+    assert full["num_directional_translate"] == 2 and 0.0 <= full["direction_accuracy_translate"] <= 1.0
+    directional = load_manifest(out / "directional" / "benchmark" / "benchmark.jsonl")
+    assert all(item.prompt.startswith("move ") for item in directional)
     verdict = results["verdicts"]["no_strength_embedding"]
     assert verdict["metric"] == "strength_spearman_per_item" and isinstance(verdict["ablation_is_worse"], bool)
     report = (out / "report.md").read_text()
-    assert "| full |" in report and "| oracle (true videos) |" in report and (out / "strength_sweep.png").stat().st_size
+    assert "| full |" in report and "| oracle (true videos) |" in report and "translate set" in report and (out / "strength_sweep.png").stat().st_size
     assert (out / "samples.png").stat().st_size
     assert set(results["train_seconds"]) == {"full", "no_strength_embedding"}
     assert "exported pipeline" in (out / "runs" / "full" / "train.out").read_text()
