@@ -285,7 +285,8 @@ class FollowYourClickPipeline(DiffusionPipeline):
             eta, generator, latents: as diffusers; ``latents`` (B, 4, F, h, w) is the initial noise.
             output_type: "np", "pt" or "latent" (see :class:`FollowYourClickPipelineOutput`).
             callback_on_step_end: ``fn(pipe, step, t, {name: tensor})`` → dict that may replace "latents";
-                names from ``callback_on_step_end_tensor_inputs`` ⊂ {"latents", "noise_pred"}.
+                names from ``callback_on_step_end_tensor_inputs`` ⊂ {"latents", "noise_pred"}. With a
+                ``first_frame_residual`` UNet these are residuals to the image latent, added back after the last step.
 
         Returns:
             :class:`FollowYourClickPipelineOutput` (or ``(frames,)`` when ``return_dict=False``).
