@@ -146,13 +146,8 @@ def main() -> None:
 
     summaries, rows_by_variant = {}, {}
     for name in args.variants:
-        run_dir, eval_dir = out / "runs" / name, out / "eval" / name
-        pipeline_dir = run_dir / "pipeline"
-        if args.fresh or not (eval_dir / "results.json").exists():
-            run([py, "evaluate.py", "mode=all", f"manifest={sweep_manifest}", f"pipeline_dir={pipeline_dir}",
-                 f"output_dir={eval_dir}", f"hydra.run.dir={eval_dir}", f"method_name={name}",
-                 f"generation.num_inference_steps={args.eval_steps}", *metric_overrides])
-        summary = json.loads((eval_dir / "results.json").read_text())["metrics"]
+        eval_dir = out / "eval" / name
+        summary = evaluate_variant(args, out, py, name, sweep_manifest, eval_dir, metric_overrides)
         rows_by_variant[name] = read_rows(eval_dir / "per_sample.csv")
         summary["strength_spearman_per_item"] = per_item_spearman(rows_by_variant[name])
         summaries[name] = summary
@@ -198,6 +193,17 @@ def main() -> None:
     print(f"results: {out / 'results.json'}\nreport: {out / 'report.md'}")
 
 
+def evaluate_variant(args, out: Path, py: str, name: str, manifest: Path, eval_dir: Path,
+                     metric_overrides: list[str]) -> dict:
+    """``evaluate.py`` of variant ``name``'s pipeline on ``manifest`` into ``eval_dir`` (skipped when its results
+    exist, unless ``--fresh``); returns the metrics of its results.json."""
+    if args.fresh or not (eval_dir / "results.json").exists():
+        run([py, "evaluate.py", "mode=all", f"manifest={manifest}", f"pipeline_dir={out / 'runs' / name / 'pipeline'}",
+             f"output_dir={eval_dir}", f"hydra.run.dir={eval_dir}", f"method_name={name}",
+             f"generation.num_inference_steps={args.eval_steps}", *metric_overrides])
+    return json.loads((eval_dir / "results.json").read_text())["metrics"]
+
+
 def evaluate_directional(args, out: Path, py: str, metric_overrides: list[str], summaries: dict) -> None:
     """Direction accuracy on ``<out>/directional``: translate-only held-out videos (same world otherwise), each at its
     true strength; adds ``direction_accuracy_translate`` / ``num_directional_translate`` to each variant's summary."""
@@ -209,12 +215,7 @@ def evaluate_directional(args, out: Path, py: str, metric_overrides: list[str], 
         run([py, "scripts/make_toy_benchmark.py", "--toy-root", str(root), "--split", "val", "--out",
              str(bench.parent), "--flow", args.label_flow])
     for name in args.variants:
-        eval_dir = root / "eval" / name
-        if args.fresh or not (eval_dir / "results.json").exists():
-            run([py, "evaluate.py", "mode=all", f"manifest={bench}", f"pipeline_dir={out / 'runs' / name / 'pipeline'}",
-                 f"output_dir={eval_dir}", f"hydra.run.dir={eval_dir}", f"method_name={name}",
-                 f"generation.num_inference_steps={args.eval_steps}", *metric_overrides])
-        metrics = json.loads((eval_dir / "results.json").read_text())["metrics"]
+        metrics = evaluate_variant(args, out, py, name, bench, root / "eval" / name, metric_overrides)
         summaries[name]["direction_accuracy_translate"] = metrics.get("direction_accuracy")
         summaries[name]["num_directional_translate"] = metrics.get("num_directional")
 

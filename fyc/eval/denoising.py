@@ -71,7 +71,7 @@ def denoising_errors(pipeline, batch: dict, timesteps: Sequence[int] = DEFAULT_T
     text = pipeline.encode_prompt(list(batch[prompt_key]), device).to(dtype)
     copy = first_frame[:, :, None].expand_as(latents)
     # A first_frame_residual UNet denoises latents - copy; its x0 estimates get the copy added back.
-    base = copy if getattr(unet.config, "first_frame_residual", False) else torch.zeros_like(latents)
+    base = copy if unet.config.first_frame_residual else torch.zeros_like(latents)
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn(latents.shape, generator=generator).to(device=device, dtype=dtype)
     alphas_cumprod = scheduler.alphas_cumprod.to(device=device, dtype=torch.float32)
