@@ -42,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mask-short-side", type=int, default=64, help="stored mask grid (short side, px)")
     parser.add_argument("--reference-short-side", type=int, default=512, help="strength unit: px per frame pair "
                         "at this short side")
+    parser.add_argument("--start", choices=["center", "first"], default="center",
+                        help="window position in the video")
+    parser.add_argument("--mask-file", default=None, metavar="TEMPLATE",
+                        help="object masks instead of the Eq. 2 flow mask: an image per video (white = the moving "
+                        "object in the first frame), path relative to --video-root formatted with the row's columns, "
+                        "e.g. '{page_dir}/{videoid}_mask.png' (the toy world's); needs --start first")
     parser.add_argument("--shard", default=None, help="i/n (default: RANK/WORLD_SIZE from torchrun, else 0/1)")
     parser.add_argument("--batch-size", type=int, default=8, help="clips per flow batch")
     parser.add_argument("--workers", type=int, default=2, help="decoding processes")
@@ -61,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     config = AnnotateConfig(num_frames=args.frames, frame_stride=stride, target_fps=args.target_fps,
                             flow=args.flow, weights=weights, allow_fallback=args.allow_fallback, device=args.device,
                             flow_short_side=args.flow_short_side, mask_short_side=args.mask_short_side,
-                            reference_short_side=args.reference_short_side)
+                            reference_short_side=args.reference_short_side, start=args.start,
+                            mask_file=args.mask_file)
     shard = parse_shard(args.shard)
     result = annotate_motion(args.csv, args.out, config, video_root=args.video_root,
                              path_template=args.path_template, shard=shard, batch_size=args.batch_size,

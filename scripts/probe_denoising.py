@@ -32,6 +32,9 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=16, help="first N clips of the CSV")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--timesteps", type=int, nargs="+", default=list(DEFAULT_TIMESTEPS))
+    parser.add_argument("--motion-labels", default="flow",
+                        help="mask and strength of each clip: 'flow' (Eq. 2 on the fly) or a sidecar parquet, e.g. the "
+                        "object-mask one scripts/toy_study.py trains on (annotate_motion.py --start first --mask-file)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", required=True)
@@ -39,7 +42,7 @@ def main() -> None:
 
     pipeline = FollowYourClickPipeline.from_pretrained(args.pipeline).to(args.device)
     dataset = WebVidDataset(args.csv, args.video_root, resolution=args.resolution, num_frames=args.frames,
-                            frame_stride=1, start="first", motion_labels="flow", seed=args.seed)
+                            frame_stride=1, start="first", motion_labels=args.motion_labels, seed=args.seed)
     n = min(args.clips, len(dataset))
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(n)), batch_size=args.batch)
     per_batch, sizes = [], []

@@ -99,6 +99,9 @@ def main() -> None:
                         help="default: full and the four ablations")
     parser.add_argument("--train-videos", type=int, default=400)
     parser.add_argument("--val-videos", type=int, default=16)
+    parser.add_argument("--motion-kinds", nargs="+", default=None, metavar="KIND",
+                        help="motion kinds of the train / held-out world (make_toy_webvid.py --motion-kinds; default: "
+                        "all), e.g. 'translate' for a direction-only world")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: experiment=toy_study's)")
     parser.add_argument("--factors", type=float, nargs="+", default=[0.5, 1.0, 2.0],
                         help="requested strength = factor x the item's true label")
@@ -110,6 +113,9 @@ def main() -> None:
                         help="flow backend of the strength labels (training and requested strengths)")
     parser.add_argument("--flow", default="dis", help="flow backend of the metrics")
     parser.add_argument("--region", default="tracked", help="allowed region for leakage (fyc.eval.regional)")
+    parser.add_argument("--train-mask", choices=["object", "flow"], default="object",
+                        help="mask channel in training: the toy world's first-frame object masks, like the clicked "
+                        "masks of inference (default), or the paper's Eq. 2 flow mask (union over frame pairs)")
     parser.add_argument("--fresh", action="store_true", help="redo trainings and evaluations that exist")
     parser.add_argument("--experiment", default="toy_study",
                         help="train.py experiment (toy_study: 2-core CPU; toy_study_gpu: one GPU)")
@@ -125,16 +131,23 @@ def main() -> None:
 
     if args.fresh or not (toy / "val.csv").exists():
         run([py, "scripts/make_toy_webvid.py", "--out", str(toy), "--train", str(args.train_videos),
-             "--val", str(args.val_videos), "--seed", "0"])
+             "--val", str(args.val_videos), "--seed", "0",
+             *(["--motion-kinds", *args.motion_kinds] if args.motion_kinds else [])])
         run([py, "scripts/make_toy_components.py", "--out", str(toy / "components")])
-    if args.fresh or not (toy / "train.motion.parquet").exists():
-        # Precomputed labels for the trainings (data.train_dataset.motion_labels=sidecar): the same flow backend,
-        # frame size and unit (px per frame pair at the 32-px training size) as the on-the-fly labels, on one
-        # centred window per video.
+    sidecar = toy / ("train.object.motion.parquet" if args.train_mask == "object" else "train.motion.parquet")
+    if args.fresh or not sidecar.exists():
+        # Precomputed labels for the trainings: the same flow backend, frame size and unit (px per frame pair at the
+        # 32-px training size) as the on-the-fly labels, on one window per video. "object": the window starts at
+        # frame 0 and the mask channel gets the frame-0 object mask the toy world writes beside each video (what a
+        # click gives at inference; Eq. 2's flow union covers the object's whole path plus the flow's spill, 5-15x
+        # the object at 32 px), the strength stays Eq. 2's. "flow": Eq. 2's mask, centred window.
+        where = ["--start", "first", "--mask-file", "{page_dir}/{videoid}_mask.png"] if args.train_mask == "object" \
+            else []
         run([py, "scripts/annotate_motion.py", "--csv", str(toy / "train.csv"), "--video-root", str(toy),
-             "--out", str(toy / "train.motion.parquet"), "--flow", args.label_flow, "--frames", "8", "--stride", "1",
-             "--flow-short-side", "32", "--mask-short-side", "32", "--reference-short-side", "32", "--no-progress"])
-    train_variants(args, out, toy, py)
+             "--out", str(sidecar), "--flow", args.label_flow, "--frames", "8", "--stride", "1",
+             "--flow-short-side", "32", "--mask-short-side", "32", "--reference-short-side", "32", *where,
+             "--no-progress"])
+    train_variants(args, out, toy, py, sidecar)
     if args.train_only:
         return
     bench = toy / "benchmark"
@@ -220,7 +233,7 @@ def evaluate_directional(args, out: Path, py: str, metric_overrides: list[str], 
         summaries[name]["num_directional_translate"] = metrics.get("num_directional")
 
 
-def train_variants(args, out: Path, toy: Path, py: str) -> None:
+def train_variants(args, out: Path, toy: Path, py: str, sidecar: Path) -> None:
     """Train every variant whose pipeline is missing, up to ``args.parallel`` at once; each run logs to
     ``<out>/runs/<variant>/train.out`` when parallel. Writes ``<out>/train_seconds.json``."""
     timings_path = out / "train_seconds.json"
@@ -232,7 +245,7 @@ def train_variants(args, out: Path, toy: Path, py: str) -> None:
     def command(name: str) -> list[str]:
         # The sidecar's labels: on-the-fly flow (~30 ms per clip) was ~20% of a CPU step and made a GPU step data-bound.
         return [py, "train.py", f"experiment={args.experiment}", *VARIANTS[name][0], f"paths.toy_root={toy}",
-                "data.train_dataset.motion_labels=sidecar", *steps, *args.overrides,
+                f"data.train_dataset.motion_labels={sidecar}", *steps, *args.overrides,
                 f"hydra.run.dir={out / 'runs' / name}"]
 
     if args.parallel <= 1:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import runpy
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from fyc.data.annotate import (AnnotateConfig, annotate_motion, label_grid, pack_mask, parse_shard, parts_dir,
-                               read_sidecar, read_sidecar_metadata, unpack_mask)
+                               read_sidecar, read_sidecar_metadata, sidecar_stats, unpack_mask)
 from fyc.data.toy_world import ToyWorldConfig, read_toy_truth, write_toy_webvid
 from fyc.data.video_io import read_video, write_video
 from fyc.data.webvid import WebVidDataset
@@ -121,6 +122,68 @@ def test_sidecar_mask_covers_moving_object_and_strength_follows_speed(toy, tmp_p
             assert (mask & still["mask"]).sum() <= 0.2 * still["mask"].sum()
         assert mask.mean() < 0.5  # the static background is not in the mask
         assert label["strength"] > 1.15 * tables["slow"][row["videoid"]]["strength"] > 0
+
+
+def test_object_masks_replace_the_flow_mask_and_keep_the_flow_strength(toy, tmp_path, capsys):
+    flow_cfg = AnnotateConfig(num_frames=8, frame_stride=1, flow="farneback", start="first", mask_short_side=32)
+    object_cfg = AnnotateConfig(**{**flow_cfg.__dict__, "mask_file": "{page_dir}/{videoid}_mask.png"})
+    annotate_motion(toy / "move.csv", tmp_path / "flow.parquet", flow_cfg, progress=False)
+    annotate_motion(toy / "move.csv", tmp_path / "object.parquet", object_cfg, progress=False)
+    flow = {r["videoid"]: r for r in read_sidecar(tmp_path / "flow.parquet").to_pylist()}
+    for row in read_sidecar(tmp_path / "object.parquet").to_pylist():
+        assert row["status"] == "ok" and row["frame_indices"] == list(range(8))  # the window starts at frame 0
+        truth = read_toy_truth(toy / "move_000" / f"{row['videoid']}.json")
+        moving = next(o for o in truth["objects"] if o["moving"])["mask"]  # frame-0 mask at 64 px
+        mask = unpack_mask(row["mask_bits"], row["mask_height"], row["mask_width"])
+        flow_mask = unpack_mask(flow[row["videoid"]]["mask_bits"], row["mask_height"], row["mask_width"])
+        small = moving.reshape(32, 2, 32, 2).mean(axis=(1, 3)) >= 0.5
+        assert np.array_equal(mask, small)
+        # Eq. 2's union of flow masks covers the swept path and the flow's spill: several times the object.
+        assert flow_mask.sum() > 2 * mask.sum() > 0
+        assert row["strength"] == pytest.approx(flow[row["videoid"]]["strength"], rel=1e-6)
+    stats = {name: sidecar_stats(tmp_path / f"{name}.parquet") for name in ("flow", "object")}
+    assert stats["object"]["ok"] == stats["object"]["rows"] == len(flow)
+    assert stats["flow"]["mask_coverage"]["mean"] > 2 * stats["object"]["mask_coverage"]["mean"] > 0
+    assert stats["object"]["strength"] == pytest.approx(stats["flow"]["strength"])
+    main = runpy.run_path(str(Path(__file__).parents[1] / "scripts" / "sidecar_stats.py"))["main"]
+    main([str(tmp_path / "flow.parquet"), str(tmp_path / "object.parquet")])
+    table = capsys.readouterr().out.splitlines()
+    assert "Eq. 2 flow (farneback)" in table[2] and "{page_dir}/{videoid}_mask.png" in table[3]
+    assert f"{len(flow)} / {len(flow)}" in table[3]
+    # The dataset serves it like any sidecar.
+    ds = WebVidDataset(toy / "move.csv", resolution=32, num_frames=8, motion_labels=tmp_path / "object.parquet")
+    assert ds[0]["frame_indices"].tolist() == list(range(8)) and 0 < ds[0]["motion_mask"].mean() < 0.1
+
+
+def test_object_mask_errors(toy, tmp_path):
+    with pytest.raises(ValueError, match="start='first'"):
+        AnnotateConfig(mask_file="{videoid}_mask.png")
+    with pytest.raises(ValueError, match="start must be"):
+        AnnotateConfig(start="random")
+    cfg = AnnotateConfig(num_frames=8, frame_stride=1, flow="farneback", start="first",
+                         mask_file="{page_dir}/{videoid}_{name}.png")
+    with pytest.raises(ValueError, match=r"uses \['name'\]"):
+        annotate_motion(toy / "move.csv", tmp_path / "bad.parquet", cfg, progress=False)
+    # A missing and an empty mask are recorded as failed rows naming the file; the other videos are labelled.
+    rows = _rows(toy / "move.csv")
+    page = toy / rows[0]["page_dir"]
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    import cv2
+
+    cv2.imwrite(str(masks / f"{rows[1]['videoid']}.png"), np.zeros((64, 64), np.uint8))
+    cv2.imwrite(str(masks / f"{rows[2]['videoid']}.png"), np.zeros((32, 32), np.uint8))
+    for row in rows[3:]:
+        cv2.imwrite(str(masks / f"{row['videoid']}.png"), cv2.imread(str(page / f"{row['videoid']}_mask.png")))
+    cfg = AnnotateConfig(num_frames=8, frame_stride=1, flow="farneback", start="first",
+                         mask_file=str(masks / "{videoid}.png"))  # an absolute template ignores the video root
+    result = annotate_motion(toy / "move.csv", tmp_path / "partial.parquet", cfg, video_root=toy,
+                             path_template="{page_dir}/{videoid}.mp4", progress=False)
+    table = {r["videoid"]: r for r in read_sidecar(tmp_path / "partial.parquet").to_pylist()}
+    assert result.processed == len(rows) - 3
+    assert table[rows[0]["videoid"]]["status"] == "missing_file"
+    assert "no object mask" in table[rows[0]["videoid"]]["detail"]
+    assert "is empty" in table[rows[1]["videoid"]]["detail"] and "32x32" in table[rows[2]["videoid"]]["detail"]
 
 
 def test_random_crop_crops_mask_with_pixels(toy, tmp_path):

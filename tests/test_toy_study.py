@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fyc.data.annotate import read_sidecar
 from fyc.data.video_io import read_video
 from fyc.eval.manifest import ManifestItem, load_manifest
 from fyc.eval.toy_study import oracle_items, per_item_spearman, strength_sweep_items, study_table
@@ -89,7 +90,11 @@ def test_toy_study_script_runs_two_variants(tmp_path):
     assert (out / "samples.png").stat().st_size
     assert set(results["train_seconds"]) == {"full", "no_strength_embedding"}
     assert "exported pipeline" in (out / "runs" / "full" / "train.out").read_text()
-    assert (out / "toy" / "train.motion.parquet").stat().st_size  # labels for experiment=toy_study_gpu
+    # The trainings read the object-mask sidecar (--train-mask object, the default): windows from frame 0, the
+    # mask channel = the toy world's frame-0 object mask.
+    assert "train.object.motion.parquet" in (out / "runs" / "full" / "config.yaml").read_text()
+    sidecar = read_sidecar(out / "toy" / "train.object.motion.parquet").to_pylist()
+    assert len(sidecar) == 8 and all(r["status"] == "ok" and r["frame_indices"][0] == 0 for r in sidecar)
     # A rerun reuses the trained variants and their evaluations.
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and "train.py" not in proc.stdout and "evaluate.py" not in proc.stdout

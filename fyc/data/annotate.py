@@ -6,7 +6,17 @@ offline, for a window chosen deterministically from the video alone: ``num_frame
 ``start="center"``; shortened stride when the video is too short, exactly as the dataset does). The window's
 indices are stored in the table, and ``WebVidDataset(motion_labels="sidecar")`` decodes exactly those frames, so
 the label always describes the frames the model is trained on. Spatial augmentation stays free: the mask covers
-the **full frame** (no crop) and the dataset resizes/crops it together with the pixels.
+the **full frame** (no crop) and the dataset resizes/crops it together with the pixels. ``start="first"`` puts the
+window at the video's first frame instead.
+
+**Object masks** (``mask_file``, not the paper's default): the stored mask is read from an image per video (e.g.
+``{page_dir}/{videoid}_mask.png``, white = the moving object(s) in the window's first frame: SAM masks made offline,
+or the toy world's truth) instead of Eq. 2's flow mask; the strength stays Eq. 2's (mean flow inside the flow mask).
+Why: at inference the mask channel gets the clicked object's mask, while Eq. 2's union of per-pair flow masks
+covers everything the object sweeps over the clip, plus the flow's spatial spill — at the toy world's 32 px, 15-30%
+of the frame for objects covering 1.5-8%. A model trained on the union learns "the mask is where the object goes"
+and, given an object mask, keeps the object in place (docs/toy_study.md). The mask describes frame 0 of the
+video, so it needs ``start="first"``.
 
 Per video (one row, keyed by ``videoid``):
 
@@ -73,6 +83,9 @@ class AnnotateConfig:
     allow_fallback: when RAFT weights cannot be loaded, warn loudly and use ``farneback`` instead of failing.
     flow_short_side: flow resolution (short side px); mask_short_side: stored mask grid (short side px; 64 is
         the latent grid of 512-px training); reference_short_side: the unit of ``strength``.
+    start: where the window sits: "center" (default) or "first" (from the video's first frame).
+    mask_file: None (Eq. 2 flow mask) or a path template of an object-mask image per video, relative to the video
+        root and formatted with the CSV row's columns like the video's ``path_template`` (needs ``start="first"``).
     """
 
     num_frames: int = 16
@@ -86,8 +99,15 @@ class AnnotateConfig:
     mask_short_side: int = 64
     reference_short_side: int = 512
     min_magnitude: float = 1e-3
+    start: str = "center"
+    mask_file: str | None = None
 
     def __post_init__(self):
+        if self.start not in ("center", "first"):
+            raise ValueError(f"start must be 'center' or 'first' (one window per video), got {self.start!r}")
+        if self.mask_file is not None and self.start != "first":
+            raise ValueError(f"mask_file={self.mask_file!r} holds each video's first-frame object mask, so the window "
+                             f"must start there: start='first', got {self.start!r}")
         if isinstance(self.frame_stride, (tuple, list)):
             raise ValueError(f"annotation needs a fixed frame_stride (one window per video), got a range "
                              f"{tuple(self.frame_stride)}")
@@ -159,9 +179,9 @@ def downsample_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def window_for(length: int, native_fps: float, config: AnnotateConfig):
-    """The fixed window of a video: :class:`~fyc.data.sampling.FrameSample` (``start="center"``)."""
+    """The fixed window of a video: :class:`~fyc.data.sampling.FrameSample` (``config.start``)."""
     return sample_frame_indices(length, config.num_frames, native_fps, stride=config.frame_stride,
-                                target_fps=config.target_fps, start="center")
+                                target_fps=config.target_fps, start=config.start)
 
 
 class _Failed(Exception):
@@ -196,6 +216,25 @@ def decode_window(source, config: AnnotateConfig) -> dict:
         raise _Failed("decode_error", f"cannot decode frames: {err}") from None
     return {"frames": frames, "frame_indices": clip.indices.astype(np.int32), "frame_stride": clip.stride,
             "fps": clip.fps, "video_height": h, "video_width": w}
+
+
+def read_object_mask(path: str | Path, height: int, width: int) -> np.ndarray:
+    """An object-mask image (white = object; any channels) of a ``height`` x ``width`` video → bool (height, width).
+    Raises ``_Failed`` naming the file when it is missing, unreadable, of another size or empty."""
+    import cv2
+
+    if not Path(path).is_file():
+        raise _Failed("missing_file", f"no object mask {path}")
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise _Failed("decode_error", f"cannot read the object mask {path}")
+    if image.shape != (height, width):
+        raise _Failed("decode_error", f"object mask {path} is {image.shape[1]}x{image.shape[0]}, the video "
+                                      f"{width}x{height}")
+    mask = image > 127
+    if not mask.any():
+        raise _Failed("decode_error", f"object mask {path} is empty (no pixel > 127)")
+    return mask
 
 
 def _schema():
@@ -276,6 +315,24 @@ def read_sidecar(path: str | Path, columns: Sequence[str] | None = None):
     return table.take(np.sort(keep))
 
 
+def sidecar_stats(path: str | Path) -> dict:
+    """What a sidecar's labels look like: ``rows``, ``ok``, ``status`` (count per status), and over the ok rows
+    ``mask_coverage`` and ``strength`` (each ``mean``, ``p10``, ``median``, ``p90``; coverage = share of the stored
+    mask grid that is on, in [0, 1]; strength in the sidecar's unit)."""
+    table = read_sidecar(path, columns=["mask_bits", "mask_height", "mask_width", "strength"])
+    rows = [r for r in table.to_pylist() if r["status"] == "ok"]
+    coverage = [unpack_mask(r["mask_bits"], r["mask_height"], r["mask_width"]).mean() for r in rows]
+
+    def spread(values: list[float]) -> dict:
+        if not values:
+            return {}
+        p10, median, p90 = np.percentile(values, [10, 50, 90])
+        return {"mean": float(np.mean(values)), "p10": float(p10), "median": float(median), "p90": float(p90)}
+
+    return {"rows": table.num_rows, "ok": len(rows), "status": dict(Counter(table["status"].to_pylist())),
+            "mask_coverage": spread(coverage), "strength": spread([r["strength"] for r in rows])}
+
+
 def merge_sidecar(out: str | Path) -> Path:
     """Merge ``out`` and its parts into ``out`` (atomic; parts are kept so running shards can still resume)."""
     import pyarrow.parquet as pq
@@ -334,16 +391,19 @@ def label_clips(estimator, clips: list[np.ndarray], config: AnnotateConfig) -> l
 class _WindowSource(torch.utils.data.Dataset):
     """Decodes the windows of the rows to do (runs in DataLoader workers)."""
 
-    def __init__(self, items: list[tuple[str, str]], config: AnnotateConfig):
+    def __init__(self, items: list[tuple[str, str, str | None]], config: AnnotateConfig):
         self.items, self.config = items, config
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, k: int) -> dict:
-        videoid, path = self.items[k]
+        videoid, path, mask_path = self.items[k]
         try:
-            return {"videoid": videoid, **decode_window(path, self.config)}
+            item = {"videoid": videoid, **decode_window(path, self.config)}
+            if mask_path is not None:
+                item["object_mask"] = read_object_mask(mask_path, item["video_height"], item["video_width"])
+            return item
         except _Failed as failed:
             return {"videoid": videoid, "failed": failed.reason, "detail": f"{path}: {failed.detail}"}
 
@@ -393,14 +453,23 @@ def annotate_motion(csv_path: str | Path, out: str | Path, config: AnnotateConfi
         ours = _metadata(config, "")
         changed = {k: (previous.get(k), v) for k, v in ours.items()
                    if k in ("num_frames", "frame_stride", "target_fps", "mask_short_side", "flow_short_side",
-                            "reference_short_side") and previous.get(k) != v}
+                            "reference_short_side", "start", "mask_file") and previous.get(k) != v}
         if changed:
             raise ValueError(f"{out} was written with different annotation settings {changed} (old, new); "
                              "use another --out or the old settings")
         status = existing["status"].to_pylist()
         done = {v for v, s in zip(existing["videoid"].to_pylist(), status) if s == "ok" or not retry_failed}
 
-    todo: list[tuple[str, str]] = []
+    mask_fields: list[str] = []
+    if config.mask_file is not None:
+        import string
+
+        mask_fields = sorted({f for _, f, _, _ in string.Formatter().parse(config.mask_file) if f})
+        unknown = sorted(set(mask_fields) - {"videoid"} - set(csv_rows._template_fields))
+        if unknown:
+            raise ValueError(f"mask_file={config.mask_file!r} uses {unknown}; it may use videoid and the fields of "
+                             f"path_template={path_template!r}")
+    todo: list[tuple[str, str, str | None]] = []
     seen: set[str] = set()
     for j in range(len(csv_rows)):
         if j % n != i:
@@ -415,7 +484,9 @@ def annotate_motion(csv_path: str | Path, out: str | Path, config: AnnotateConfi
             continue
         seen.add(videoid)
         try:
-            todo.append((videoid, str(csv_rows.video_path(j))))
+            mask_path = None if config.mask_file is None else str(csv_rows.video_root / config.mask_file.format(
+                **{f: csv_rows._columns[f][j] if f != "videoid" else videoid for f in mask_fields}))
+            todo.append((videoid, str(csv_rows.video_path(j)), mask_path))
         except (KeyError, IndexError, ValueError):
             result.skipped["bad_row"] += 1
     if limit is not None:
@@ -456,7 +527,8 @@ def annotate_motion(csv_path: str | Path, out: str | Path, config: AnnotateConfi
                     logger.warning("skipping %s (%s): %s", item["videoid"], item["failed"], item["detail"])
                     pending.append(_empty_row(item["videoid"], item["failed"], item["detail"], backend))
             for item, (mask, strength) in zip(good, labels):
-                h, w = mask.shape
+                mask = item.get("object_mask", mask)  # mask_file: the object mask replaces Eq. 2's (strength stays)
+                h, w = item["frames"].shape[1:3]
                 grid = label_grid(h, w, config.mask_short_side)
                 small = downsample_mask(mask, *grid)
                 pending.append({"videoid": item["videoid"], "status": "ok", "detail": "",
@@ -493,7 +565,7 @@ def annotate_motion(csv_path: str | Path, out: str | Path, config: AnnotateConfi
 
 def _metadata(config: AnnotateConfig, backend: str) -> dict:
     meta = asdict(config)
-    meta.update(version=SIDECAR_VERSION, start="center", flow_backend=backend, requested_flow=config.flow,
+    meta.update(version=SIDECAR_VERSION, flow_backend=backend, requested_flow=config.flow,
                 weights=None if config.weights is None else str(config.weights),
                 strength_unit=f"px per frame pair at short side {config.reference_short_side}")
     return meta
