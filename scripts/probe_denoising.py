@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from fyc.data import WebVidDataset
-from fyc.eval.denoising import DEFAULT_TIMESTEPS, denoising_errors, denoising_table, merge_rows
+from fyc.eval.denoising import DEFAULT_TIMESTEPS, denoising_errors, denoising_table, merge_rows, prompt_variant
 from fyc.pipelines import FollowYourClickPipeline
 
 
@@ -35,6 +35,9 @@ def main() -> None:
     parser.add_argument("--motion-labels", default="flow",
                         help="mask and strength of each clip: 'flow' (Eq. 2 on the fly) or a sidecar parquet, e.g. the "
                         "object-mask one scripts/toy_study.py trains on (annotate_motion.py --start first --mask-file)")
+    parser.add_argument("--prompt", default="given", choices=["given", "opposite", "empty"],
+                        help="the short prompt as is, with left/right/up/down swapped, or empty (does the model read "
+                        "the direction from the text?)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", required=True)
@@ -47,6 +50,7 @@ def main() -> None:
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(n)), batch_size=args.batch)
     per_batch, sizes = [], []
     for i, batch in enumerate(tqdm(loader, desc="probe", unit="batch")):
+        batch["short_prompt"] = prompt_variant(batch["short_prompt"], args.prompt)
         per_batch.append(denoising_errors(pipeline, batch, args.timesteps, seed=args.seed + i))
         sizes.append(batch["pixel_values"].shape[0])
     rows = merge_rows(per_batch, sizes)
@@ -56,7 +60,7 @@ def main() -> None:
     (out / "denoising.json").write_text(json.dumps({"settings": vars(args), "num_clips": n, "rows": rows}, indent=2))
     table = denoising_table(rows)
     (out / "denoising.md").write_text(f"# One-step denoising error ({n} clips of {args.csv})\n\n"
-                                      f"Latent MSE; `{args.pipeline}`.\n\n{table}\n")
+                                      f"Latent MSE; `{args.pipeline}`; prompt: {args.prompt}.\n\n{table}\n")
     print(table)
     print(f"results: {out / 'denoising.json'}")
 

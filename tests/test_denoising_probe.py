@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fyc.data import WebVidDataset
-from fyc.eval.denoising import denoising_errors, denoising_table, encode_clip, merge_rows
+from fyc.eval.denoising import denoising_errors, denoising_table, encode_clip, merge_rows, prompt_variant
 from fyc.pipelines import FollowYourClickPipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,9 +104,19 @@ def test_probe_script(toy_pipeline_dir, toy_root, tmp_path):
     proc = subprocess.run(
         [sys.executable, "scripts/probe_denoising.py", "--pipeline", str(toy_pipeline_dir), "--csv",
          str(toy_root / "val.csv"), "--frames", "8", "--resolution", "32", "--clips", "3", "--batch", "2",
-         "--timesteps", "999", "250", "--out", str(out)],
+         "--timesteps", "999", "250", "--prompt", "opposite", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((out / "denoising.json").read_text())
     assert result["num_clips"] == 3 and [r["timestep"] for r in result["rows"]] == [999, 250]
     assert "| 250 |" in (out / "denoising.md").read_text() and "results:" in proc.stdout
+    assert result["settings"]["prompt"] == "opposite" and "prompt: opposite" in (out / "denoising.md").read_text()
+
+
+def test_prompt_variants():
+    prompts = ["move left", "move up and move right", "spin", ""]
+    assert prompt_variant(prompts, "given") == prompts
+    assert prompt_variant(prompts, "opposite") == ["move right", "move down and move left", "spin", ""]
+    assert prompt_variant(prompts, "empty") == ["", "", "", ""]
+    with pytest.raises(ValueError, match="'given', 'opposite' or 'empty'"):
+        prompt_variant(prompts, "flipped")

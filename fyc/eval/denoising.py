@@ -99,6 +99,22 @@ def denoising_errors(pipeline, batch: dict, timesteps: Sequence[int] = DEFAULT_T
     return rows
 
 
+_OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
+
+
+def prompt_variant(prompts: Sequence[str], variant: str) -> list[str]:
+    """The probe's text: ``"given"`` (as is), ``"opposite"`` (left/right/up/down swapped: "move left" → "move right")
+    or ``"empty"``. If the model reads the direction from the text, its x0 error with the opposite prompt is above the
+    given prompt's at the noise levels where the motion is decided."""
+    if variant == "given":
+        return list(prompts)
+    if variant == "empty":
+        return ["" for _ in prompts]
+    if variant == "opposite":
+        return [" ".join(_OPPOSITE.get(word, word) for word in prompt.split(" ")) for prompt in prompts]
+    raise ValueError(f"prompt variant must be 'given', 'opposite' or 'empty', got {variant!r}")
+
+
 def merge_rows(per_batch: list[list[dict]], weights: Sequence[int]) -> list[dict]:
     """Average :func:`denoising_errors` outputs of several batches (weighted by batch size) into one list."""
     total = float(sum(weights))
