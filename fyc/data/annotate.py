@@ -460,12 +460,11 @@ def annotate_motion(csv_path: str | Path, out: str | Path, config: AnnotateConfi
         status = existing["status"].to_pylist()
         done = {v for v, s in zip(existing["videoid"].to_pylist(), status) if s == "ok" or not retry_failed}
 
-    mask_fields: list[str] = []
     if config.mask_file is not None:
         import string
 
-        mask_fields = sorted({f for _, f, _, _ in string.Formatter().parse(config.mask_file) if f})
-        unknown = sorted(set(mask_fields) - {"videoid"} - set(csv_rows._template_fields))
+        mask_fields = {f for _, f, _, _ in string.Formatter().parse(config.mask_file) if f}
+        unknown = sorted(mask_fields - set(csv_rows.path_fields))
         if unknown:
             raise ValueError(f"mask_file={config.mask_file!r} uses {unknown}; it may use videoid and the fields of "
                              f"path_template={path_template!r}")
@@ -484,8 +483,7 @@ def annotate_motion(csv_path: str | Path, out: str | Path, config: AnnotateConfi
             continue
         seen.add(videoid)
         try:
-            mask_path = None if config.mask_file is None else str(csv_rows.video_root / config.mask_file.format(
-                **{f: csv_rows._columns[f][j] if f != "videoid" else videoid for f in mask_fields}))
+            mask_path = None if config.mask_file is None else str(csv_rows.row_path(config.mask_file, j))
             todo.append((videoid, str(csv_rows.video_path(j)), mask_path))
         except (KeyError, IndexError, ValueError):
             result.skipped["bad_row"] += 1

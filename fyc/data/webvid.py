@@ -250,11 +250,21 @@ class WebVidDataset(Dataset):
     def epoch(self) -> int:
         return int(self._epoch.item())
 
-    def video_path(self, index: int) -> Path:
-        """Path of row ``index``'s video (``path_template`` formatted with the row's columns)."""
+    @property
+    def path_fields(self) -> tuple[str, ...]:
+        """The columns a path template may use: ``videoid`` and those of ``path_template``."""
+        return ("videoid", *self._template_fields)
+
+    def row_path(self, template: str, index: int) -> Path:
+        """``video_root / template`` formatted with row ``index``'s :attr:`path_fields` (e.g. a per-video file
+        beside the video)."""
         fields = {f: self._columns[f][index] for f in self._template_fields}
         fields["videoid"] = self._videoids[index]
-        return self.video_root / self.path_template.format(**fields)
+        return self.video_root / template.format(**fields)
+
+    def video_path(self, index: int) -> Path:
+        """Path of row ``index``'s video (``path_template`` formatted with the row's columns)."""
+        return self.row_path(self.path_template, index)
 
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < len(self):
