@@ -20,10 +20,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--block-out-channels", type=int, nargs="+", default=list(defaults.block_out_channels),
                         help="UNet / motion-adapter widths, one per resolution level (multiples of 8)")
     parser.add_argument("--layers-per-block", type=int, default=defaults.layers_per_block)
+    parser.add_argument("--text-max-length", type=int, default=defaults.text_max_length,
+                        help="tokens per prompt (tokenizer model_max_length = text encoder positions)")
     args = parser.parse_args(argv)
     config = ToyComponentsConfig(vae_downsample_factor=args.vae_downsample_factor,
                                  block_out_channels=tuple(args.block_out_channels),
-                                 layers_per_block=args.layers_per_block)
+                                 layers_per_block=args.layers_per_block, text_max_length=args.text_max_length)
     root = build_toy_components(args.out, TOY_VOCABULARY, config, seed=args.seed)
     print(f"components: {root}")
 

@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--motion-kinds", nargs="+", default=list(MOTION_KINDS), choices=MOTION_KINDS)
     parser.add_argument("--speed-min", type=float, default=0.5, help="px/frame")
     parser.add_argument("--speed-max", type=float, default=3.0, help="px/frame")
+    parser.add_argument("--balanced-translation", action="store_true",
+                        help="place translating objects independently of their direction (ToyWorldConfig)")
     parser.add_argument("--workers", type=int, default=4,
                         help="rendering+encoding processes (more than cores helps: encoder start-up waits)")
     args = parser.parse_args(argv)
@@ -39,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     config = ToyWorldConfig(resolution=args.resolution, num_frames=args.frames, fps=args.fps,
                             min_objects=args.min_objects, max_objects=args.max_objects, min_moving=args.min_moving,
                             max_moving=args.max_moving, motion_kinds=tuple(args.motion_kinds),
-                            speed_range=(args.speed_min, args.speed_max))
+                            speed_range=(args.speed_min, args.speed_max),
+                            balanced_translation=args.balanced_translation)
     for k, (split, count) in enumerate([("train", args.train), ("val", args.val), ("test", args.test)]):
         if count > 0:
             csv_path = write_toy_webvid(args.out, split, count, config, first_seed=args.seed + k * SPLIT_SEED_STRIDE,

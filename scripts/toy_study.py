@@ -102,6 +102,11 @@ def main() -> None:
     parser.add_argument("--motion-kinds", nargs="+", default=None, metavar="KIND",
                         help="motion kinds of the train / held-out world (make_toy_webvid.py --motion-kinds; default: "
                         "all), e.g. 'translate' for a direction-only world")
+    parser.add_argument("--balanced-translation", action="store_true",
+                        help="place translating objects independently of their direction, here and in the "
+                        "translate set (make_toy_webvid.py --balanced-translation): direction only from the prompt")
+    parser.add_argument("--text-max-length", type=int, default=None, metavar="N",
+                        help="tokens per prompt of the toy text encoder (make_toy_components.py; default: 77)")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: experiment=toy_study's)")
     parser.add_argument("--factors", type=float, nargs="+", default=[0.5, 1.0, 2.0],
                         help="requested strength = factor x the item's true label")
@@ -132,8 +137,10 @@ def main() -> None:
     if args.fresh or not (toy / "val.csv").exists():
         run([py, "scripts/make_toy_webvid.py", "--out", str(toy), "--train", str(args.train_videos),
              "--val", str(args.val_videos), "--seed", "0",
-             *(["--motion-kinds", *args.motion_kinds] if args.motion_kinds else [])])
-        run([py, "scripts/make_toy_components.py", "--out", str(toy / "components")])
+             *(["--motion-kinds", *args.motion_kinds] if args.motion_kinds else []),
+             *(["--balanced-translation"] if args.balanced_translation else [])])
+        run([py, "scripts/make_toy_components.py", "--out", str(toy / "components"),
+             *(["--text-max-length", str(args.text_max_length)] if args.text_max_length else [])])
     sidecar = toy / ("train.object.motion.parquet" if args.train_mask == "object" else "train.motion.parquet")
     if args.fresh or not sidecar.exists():
         # Precomputed labels for the trainings: the same flow backend, frame size and unit (px per frame pair at the
@@ -224,7 +231,8 @@ def evaluate_directional(args, out: Path, py: str, metric_overrides: list[str], 
     bench = root / "benchmark" / "benchmark.jsonl"
     if args.fresh or not bench.exists():
         run([py, "scripts/make_toy_webvid.py", "--out", str(root), "--train", "0", "--val",
-             str(args.directional_videos), "--seed", str(DIRECTIONAL_SEED), "--motion-kinds", "translate"])
+             str(args.directional_videos), "--seed", str(DIRECTIONAL_SEED), "--motion-kinds", "translate",
+             *(["--balanced-translation"] if args.balanced_translation else [])])
         run([py, "scripts/make_toy_benchmark.py", "--toy-root", str(root), "--split", "val", "--out",
              str(bench.parent), "--flow", args.label_flow])
     for name in args.variants:

@@ -74,9 +74,16 @@ def test_make_toy_components_cli_sets_widths(tmp_path):
     import make_toy_components
 
     make_toy_components.main(["--out", str(tmp_path / "wide"), "--block-out-channels", "16", "48",
-                              "--layers-per-block", "2"])
+                              "--layers-per-block", "2", "--text-max-length", "20"])
     unet = UNet2DConditionModel.from_pretrained(tmp_path / "wide", subfolder="unet")
     adapter = MotionAdapter.from_pretrained(tmp_path / "wide" / "motion_adapter")
     assert tuple(unet.config.block_out_channels) == (16, 48) and unet.config.layers_per_block == 2
     assert len(adapter.down_blocks) == 2 and len(adapter.down_blocks[1].motion_modules) == 2
     assert adapter.down_blocks[1].motion_modules[0].proj_in.in_features == 48
+    # --text-max-length: the tokenizer pads to it and the text encoder has exactly that many positions.
+    from fyc.training.conditioning import encode_text
+
+    tokenizer = CLIPTokenizer.from_pretrained(tmp_path / "wide", subfolder="tokenizer")
+    text_encoder = CLIPTextModel.from_pretrained(tmp_path / "wide", subfolder="text_encoder")
+    assert tokenizer.model_max_length == text_encoder.config.max_position_embeddings == 20
+    assert encode_text(tokenizer, text_encoder, ["move left", ""], "cpu").shape == (2, 20, 32)

@@ -228,3 +228,37 @@ def test_cli_writes_disjoint_splits(tmp_path):
             ids[split] = {row["videoid"] for row in csv.DictReader(f)}
     assert len(ids["train"]) == 2 and len(ids["val"]) == 1 and not ids["train"] & ids["val"]
     assert video_info(next((tmp_path / "val_000").glob("*.mp4")))[:1] == (8,)
+
+
+def _fits_every_direction(obj, config) -> bool:
+    """Whether the object's frame-0 disc, moved ``speed x (F-1)`` px in any of the config's directions, stays in the
+    frame: what balanced placement promises, so the start position says nothing about the direction."""
+    start, size = obj.centers[0], obj.sizes[0]
+    path = obj.speed_px_per_frame * (config.num_frames - 1)
+    for d in config.directions:
+        end = start + path * np.array(DIRECTIONS[d])
+        lo, hi = np.minimum(start, end) - size, np.maximum(start, end) + size
+        if (lo < config.margin_px - 1e-6).any() or (hi > config.resolution - config.margin_px + 1e-6).any():
+            return False
+    return True
+
+
+def test_balanced_translation_leaves_room_for_every_direction():
+    kwargs = dict(resolution=RES, num_frames=FRAMES, motion_kinds=("translate",), speed_range=(1.0, 3.0))
+    fits = {}
+    for balanced in (False, True):
+        config = ToyWorldConfig(balanced_translation=balanced, **kwargs)
+        movers = [o for seed in range(24) for o in render_toy_video(seed, config).objects if o.moving]
+        fits[balanced] = [_fits_every_direction(o, config) for o in movers]
+        for o in movers:  # the truth's swept box is the true path's, not the placement's
+            x0, y0, x1, y1 = o.swept_bbox
+            assert x1 - x0 == pytest.approx(2 * o.sizes[0] + abs(o.centers[-1][0] - o.centers[0][0]))
+            assert y1 - y0 == pytest.approx(2 * o.sizes[0] + abs(o.centers[-1][1] - o.centers[0][1]))
+    assert all(fits[True])
+    assert not all(fits[False])  # the default world's start position does hint at the direction
+    # Opposite directions share an axis, so a balanced path is at most (room - 2 size) / 2 long.
+    config = ToyWorldConfig(balanced_translation=True, **kwargs)
+    video = render_toy_video(3, config)
+    mover = _moving({"objects": [vars(o) for o in video.objects]})
+    room = RES - 2 * config.margin_px
+    assert mover["speed_px_per_frame"] * (FRAMES - 1) <= (room - 2 * mover["sizes"][0]) / 2 + 1e-9

@@ -19,7 +19,9 @@ every object has a centre, a *size* = its circumradius in pixels (the disc's rad
 Speeds are drawn from ``speed_range`` and then capped so the object stays inside the frame and keeps a sensible
 size (e.g. at 64 px and 16 frames grow/shrink cannot exceed ~0.77 px/frame, spin 30 degrees/frame); the truth
 always records the speed actually rendered. Objects are rendered with ``supersample``x anti-aliasing (area
-downsampling) so sub-pixel motion is smooth, and their swept regions (over all frames) never overlap.
+downsampling) so sub-pixel motion is smooth, and their swept regions (over all frames) never overlap. With
+``balanced_translation`` a translating object's frame-0 position is drawn independently of its direction (room is
+kept for every direction), so only the prompt tells which way it goes.
 
 Files (see ``data/README.md``): ``<root>/<split>.csv`` (WebVid columns + ``short_prompt``), and per video
 ``<root>/<page_dir>/<videoid>.mp4`` (near-lossless yuv444p), ``<videoid>.json`` (truth) and ``<videoid>_mask.png``
@@ -30,7 +32,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -97,6 +99,11 @@ class ToyWorldConfig:
     object_shading: float = 0.3  # depth of the smooth pattern on objects (0 = flat colour)
     margin_px: float = 1.0  # min distance of every object from the frame border
     gap_px: float = 2.0  # min distance between the swept boxes of two objects
+    # Translating objects are placed (and kept apart) by the box they would sweep in any of ``directions``, with the
+    # speed capped so that every direction fits: the frame-0 image then says nothing about the direction, which only
+    # the prompt names. Off (the default), the swept box of the true direction must fit, so an object starting near
+    # the right edge moves left more often than not.
+    balanced_translation: bool = False
 
     def __post_init__(self):
         self.motion_kinds = tuple(self.motion_kinds)
@@ -238,9 +245,11 @@ def _plan_motion(plan: _Plan, config: ToyWorldConfig, rng: np.random.Generator) 
     min_size = max(0.06 * res, MIN_SIZE_PX)
     if plan.kind == "translate":
         plan.direction = str(rng.choice(config.directions))
+        # Paths laid end to end along one axis: 2 when opposite directions must both fit (balanced placement).
+        sides = _translation_sides(config) if config.balanced_translation else 1
         # Shrink the object first, then slow it down, until the whole path fits.
-        plan.size = max(min(plan.size, (room - plan.speed * steps) / 2), min_size)
-        plan.speed = min(plan.speed, (room - 2 * plan.size) / steps)
+        plan.size = max(min(plan.size, (room - sides * plan.speed * steps) / 2), min_size)
+        plan.speed = min(plan.speed, (room - 2 * plan.size) / (sides * steps))
     elif plan.kind == "rotate":
         plan.direction = str(rng.choice(ROTATIONS))
         plan.speed = min(plan.speed, math.radians(config.max_spin_deg_per_frame) * plan.size)
@@ -259,6 +268,23 @@ def _plan_motion(plan: _Plan, config: ToyWorldConfig, rng: np.random.Generator) 
     return plan
 
 
+def _translation_sides(config: ToyWorldConfig) -> int:
+    """Most paths a balanced translating object needs room for along one axis: 2 if ``directions`` holds an
+    opposite pair (left and right, or up and down), else 1."""
+    vectors = np.array([DIRECTIONS[d] for d in config.directions])
+    return int(max((vectors[:, axis] < 0).any() + (vectors[:, axis] > 0).any() for axis in (0, 1)))
+
+
+def _placement_boxes(plan: _Plan, config: ToyWorldConfig) -> np.ndarray:
+    """Boxes (K, 4) as (x0, y0, x1, y1) relative to the frame-0 centre that placement keeps inside the frame and apart
+    from the other objects' boxes: the swept box (K = 1), or for a balanced translating object the swept box of each
+    of ``config.directions`` (a plus shape; its bounding box would leave little room for the other objects)."""
+    if plan.kind != "translate" or not config.balanced_translation:
+        return _swept_box(*_relative_trajectory(plan, config)[:2])[None]
+    return np.stack([_swept_box(*_relative_trajectory(replace(plan, direction=d), config)[:2])
+                     for d in config.directions])
+
+
 def _swept_box(offsets: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """Box (x0, y0, x1, y1) relative to the frame-0 centre that holds the object's bounding circle in all frames."""
     return np.array([(offsets[:, 0] - sizes).min(), (offsets[:, 1] - sizes).min(),
@@ -270,20 +296,20 @@ def _boxes_overlap(a: np.ndarray, b: np.ndarray, gap: float) -> bool:
 
 
 def _place(plans: list[_Plan], config: ToyWorldConfig, rng: np.random.Generator, tries: int = 200):
-    """Frame-0 centres (N, 2) such that every swept box is inside the frame and none overlap; None on failure."""
+    """Frame-0 centres (N, 2) such that every placement box is inside the frame and none overlap; None on failure."""
     res, m = config.resolution, config.margin_px
     centres, boxes = [], []
     for plan in plans:
-        rel = _swept_box(*_relative_trajectory(plan, config)[:2])
-        lo, hi = m - rel[:2], res - m - rel[2:]
+        rel = _placement_boxes(plan, config)
+        lo, hi = m - rel[:, :2].min(0), res - m - rel[:, 2:].max(0)
         if np.any(lo > hi):
             return None
         for _ in range(tries):
             centre = rng.uniform(lo, hi)
-            box = rel + np.tile(centre, 2)
-            if not any(_boxes_overlap(box, other, config.gap_px) for other in boxes):
+            own = rel + np.tile(centre, 2)
+            if not any(_boxes_overlap(a, b, config.gap_px) for a in own for other in boxes for b in other):
                 centres.append(centre)
-                boxes.append(box)
+                boxes.append(own)
                 break
         else:
             return None
@@ -404,15 +430,16 @@ def render_toy_video(seed: int, config: ToyWorldConfig | None = None) -> ToyVide
     """Render the toy video of ``seed`` (deterministic: same seed and config → identical frames and truth)."""
     config = config or ToyWorldConfig()
     rng = np.random.default_rng(seed)
-    plans, centres, boxes = _plan_scene(config, rng)
+    plans, centres, _ = _plan_scene(config, rng)
     bg_kind = str(rng.choice(config.backgrounds))
     bg_colours = _background_colours(rng, [COLOURS[p.colour] for p in plans], bg_kind, config)
     background = _render_background(bg_kind, bg_colours, config, rng)
 
     video = np.repeat(background[None], config.num_frames, axis=0)  # float32 (F, H, W, 3)
     objects = []
-    for plan, centre, box in zip(plans, centres, boxes):
+    for plan, centre in zip(plans, centres):
         offsets, sizes, angles = _relative_trajectory(plan, config)
+        box = _swept_box(offsets, sizes) + np.tile(centre, 2)
         traj = centre[None] + offsets
         rgb = np.array(COLOURS[plan.colour], dtype=np.float32)
         states = [(centre, plan.size, plan.angle)] if plan.kind is None else list(zip(traj, sizes, angles))

@@ -39,6 +39,9 @@ class ToyComponentsConfig:
     text_hidden_size: int = 32
     text_num_layers: int = 2
     text_num_heads: int = 2
+    # Tokens per prompt (SD's CLIP: 77). Toy captions need <= 17; a shorter context dilutes a 2-word motion prompt
+    # less among padding tokens (mean-pooled "move left" vs "move right": distance / norm 0.06 at 77, 0.15 at 24).
+    text_max_length: int = 77
     vae_downsample_factor: int = 2
     # Latent = pooled pixels x this. Toy pixels in [-1, 1] have std ~0.15 (muted backgrounds), so at 1.0 the
     # signal drowns in unit-variance noise at most timesteps and a tiny model learns slowly; 4.0 brings the latent
@@ -77,7 +80,8 @@ def build_toy_components(root: str | Path, vocabulary: Iterable[str], config: To
         motion_max_seq_length=config.motion_max_seq_length,
         use_motion_mid_block=config.use_motion_mid_block,
     )
-    tokenizer = build_word_tokenizer(list(vocabulary) + list(config.extra_words), root / "tokenizer")
+    tokenizer = build_word_tokenizer(list(vocabulary) + list(config.extra_words), root / "tokenizer",
+                                     model_max_length=config.text_max_length)
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=len(tokenizer),
         hidden_size=config.text_hidden_size,
