@@ -313,7 +313,7 @@ def _place(plans: list[_Plan], config: ToyWorldConfig, rng: np.random.Generator,
                 break
         else:
             return None
-    return np.array(centres), boxes
+    return np.array(centres)
 
 
 def _plan_scene(config: ToyWorldConfig, rng: np.random.Generator, max_layouts: int = 50):
@@ -331,9 +331,9 @@ def _plan_scene(config: ToyWorldConfig, rng: np.random.Generator, max_layouts: i
                          size=max(float(rng.uniform(*config.size_range)) * res, MIN_SIZE_PX),
                          angle=float(rng.uniform(0, 2 * np.pi)))
             plans.append(_plan_motion(plan, config, rng) if kind else plan)
-        placed = _place(plans, config, rng)
-        if placed is not None:
-            return plans, *placed
+        centres = _place(plans, config, rng)
+        if centres is not None:
+            return plans, centres
     raise RuntimeError(f"could not place {config.min_objects}-{config.max_objects} objects in a "
                        f"{res}x{res} frame after {max_layouts} layouts: lower max_objects, size_range or speed_range")
 
@@ -430,7 +430,7 @@ def render_toy_video(seed: int, config: ToyWorldConfig | None = None) -> ToyVide
     """Render the toy video of ``seed`` (deterministic: same seed and config → identical frames and truth)."""
     config = config or ToyWorldConfig()
     rng = np.random.default_rng(seed)
-    plans, centres, _ = _plan_scene(config, rng)
+    plans, centres = _plan_scene(config, rng)
     bg_kind = str(rng.choice(config.backgrounds))
     bg_colours = _background_colours(rng, [COLOURS[p.colour] for p in plans], bg_kind, config)
     background = _render_background(bg_kind, bg_colours, config, rng)
