@@ -137,8 +137,7 @@ def main() -> None:
     if args.fresh or not (toy / "val.csv").exists():
         run([py, "scripts/make_toy_webvid.py", "--out", str(toy), "--train", str(args.train_videos),
              "--val", str(args.val_videos), "--seed", "0",
-             *(["--motion-kinds", *args.motion_kinds] if args.motion_kinds else []),
-             *(["--balanced-translation"] if args.balanced_translation else [])])
+             *(["--motion-kinds", *args.motion_kinds] if args.motion_kinds else []), *balanced_flag(args)])
         run([py, "scripts/make_toy_components.py", "--out", str(toy / "components"),
              *(["--text-max-length", str(args.text_max_length)] if args.text_max_length else [])])
     sidecar = toy / ("train.object.motion.parquet" if args.train_mask == "object" else "train.motion.parquet")
@@ -224,6 +223,11 @@ def evaluate_variant(args, out: Path, py: str, name: str, manifest: Path, eval_d
     return json.loads((eval_dir / "results.json").read_text())["metrics"]
 
 
+def balanced_flag(args) -> list[str]:
+    """make_toy_webvid.py's flag for the study's world and its translate set alike."""
+    return ["--balanced-translation"] if args.balanced_translation else []
+
+
 def evaluate_directional(args, out: Path, py: str, metric_overrides: list[str], summaries: dict) -> None:
     """Direction accuracy on ``<out>/directional``: translate-only held-out videos (same world otherwise), each at its
     true strength; adds ``direction_accuracy_translate`` / ``num_directional_translate`` to each variant's summary."""
@@ -232,7 +236,7 @@ def evaluate_directional(args, out: Path, py: str, metric_overrides: list[str], 
     if args.fresh or not bench.exists():
         run([py, "scripts/make_toy_webvid.py", "--out", str(root), "--train", "0", "--val",
              str(args.directional_videos), "--seed", str(DIRECTIONAL_SEED), "--motion-kinds", "translate",
-             *(["--balanced-translation"] if args.balanced_translation else [])])
+             *balanced_flag(args)])
         run([py, "scripts/make_toy_benchmark.py", "--toy-root", str(root), "--split", "val", "--out",
              str(bench.parent), "--flow", args.label_flow])
     for name in args.variants:

@@ -259,6 +259,6 @@ def test_balanced_translation_leaves_room_for_every_direction():
     # Opposite directions share an axis, so a balanced path is at most (room - 2 size) / 2 long.
     config = ToyWorldConfig(balanced_translation=True, **kwargs)
     video = render_toy_video(3, config)
-    mover = _moving({"objects": [vars(o) for o in video.objects]})
+    mover = next(o for o in video.objects if o.moving)
     room = RES - 2 * config.margin_px
-    assert mover["speed_px_per_frame"] * (FRAMES - 1) <= (room - 2 * mover["sizes"][0]) / 2 + 1e-9
+    assert mover.speed_px_per_frame * (FRAMES - 1) <= (room - 2 * mover.sizes[0]) / 2 + 1e-9

@@ -99,7 +99,7 @@ class ToyWorldConfig:
     object_shading: float = 0.3  # depth of the smooth pattern on objects (0 = flat colour)
     margin_px: float = 1.0  # min distance of every object from the frame border
     gap_px: float = 2.0  # min distance between the swept boxes of two objects
-    # Translating objects are placed (and kept apart) by the box they would sweep in any of ``directions``, with the
+    # Translating objects are placed (and kept apart) by the boxes they would sweep in each of ``directions``, with the
     # speed capped so that every direction fits: the frame-0 image then says nothing about the direction, which only
     # the prompt names. Off (the default), the swept box of the true direction must fit, so an object starting near
     # the right edge moves left more often than not.
