@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--guidance", type=float, default=7.5)
     parser.add_argument("--image-guidance", type=float, default=None)
+    parser.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("T_MIN", "T_MAX"),
+                        help="guidance only at timesteps in [T_MIN, T_MAX] (0-1000); default: every step")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--fps", type=float, default=8.0)
@@ -101,7 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         out = pipeline(image, **call, strength=args.strength, num_frames=args.frames,
                        num_inference_steps=args.steps, guidance_scale=args.guidance,
-                       image_guidance_scale=args.image_guidance, negative_prompt=args.negative_prompt,
+                       image_guidance_scale=args.image_guidance, guidance_interval=args.guidance_interval,
+                       negative_prompt=args.negative_prompt,
                        generator=torch.Generator().manual_seed(args.seed), segmenter=segmenter)
     except ValueError as error:
         parser.error(str(error))

@@ -111,6 +111,9 @@ def main() -> None:
     parser.add_argument("--factors", type=float, nargs="+", default=[0.5, 1.0, 2.0],
                         help="requested strength = factor x the item's true label")
     parser.add_argument("--eval-steps", type=int, default=25, help="sampling steps")
+    parser.add_argument("--guidance-interval", type=int, nargs=2, default=None, metavar=("T_MIN", "T_MAX"),
+                        help="sample with guidance only at timesteps in [T_MIN, T_MAX] (the pipeline's "
+                        "guidance_interval; default: every step)")
     parser.add_argument("--directional-videos", type=int, default=24, metavar="N",
                         help="extra held-out set of N translate-only videos for direction accuracy (the main set "
                              "has few 'move' items); 0 = skip")
@@ -215,12 +218,20 @@ def main() -> None:
 def evaluate_variant(args, out: Path, py: str, name: str, manifest: Path, eval_dir: Path,
                      metric_overrides: list[str]) -> dict:
     """``evaluate.py`` of variant ``name``'s pipeline on ``manifest`` into ``eval_dir`` (skipped when its results
-    exist, unless ``--fresh``); returns the metrics of its results.json."""
-    if args.fresh or not (eval_dir / "results.json").exists():
-        run([py, "evaluate.py", "mode=all", f"manifest={manifest}", f"pipeline_dir={out / 'runs' / name / 'pipeline'}",
-             f"output_dir={eval_dir}", f"hydra.run.dir={eval_dir}", f"method_name={name}",
-             f"generation.num_inference_steps={args.eval_steps}", *metric_overrides])
-    return json.loads((eval_dir / "results.json").read_text())["metrics"]
+    exist with the same sampler settings, unless ``--fresh``); returns the metrics of its results.json."""
+    interval = args.guidance_interval
+    sampler = {"num_inference_steps": args.eval_steps, "guidance_interval": interval}
+    interval_override = "null" if interval is None else f"[{interval[0]},{interval[1]}]"
+    results = eval_dir / "results.json"
+    if not args.fresh and results.exists():
+        done = json.loads(results.read_text())["protocol"]["generation"]
+        if {key: done.get(key) for key in sampler} == sampler:
+            return json.loads(results.read_text())["metrics"]
+    run([py, "evaluate.py", "mode=all", f"manifest={manifest}", f"pipeline_dir={out / 'runs' / name / 'pipeline'}",
+         f"output_dir={eval_dir}", f"hydra.run.dir={eval_dir}", f"method_name={name}",
+         f"generation.num_inference_steps={args.eval_steps}",
+         f"generation.guidance_interval={interval_override}", *metric_overrides])
+    return json.loads(results.read_text())["metrics"]
 
 
 def balanced_flag(args) -> list[str]:

@@ -55,7 +55,7 @@ def test_cli_several_regions_and_errors(toy_pipeline_dir, image_path, tmp_path, 
     out = tmp_path / "two.mp4"
     animate.main(["--model", str(toy_pipeline_dir), "--image", str(image_path), "--region", "14,12|move left|2",
                   "--region", "25,25;!2,2|move up", "--strength", "3", "--steps", "1", "--frames", "4",
-                  "--out", str(out)])
+                  "--guidance-interval", "500", "1000", "--out", str(out)])
     assert "mask: 100, 64 px in 2 region(s)" in capsys.readouterr().out
     assert read_video(out).shape == (4, 32, 32, 3)
     region = animate.parse_region("1,2;!3,4;5,6|wag tail|8")
@@ -66,3 +66,8 @@ def test_cli_several_regions_and_errors(toy_pipeline_dir, image_path, tmp_path, 
                       "--prompt", "move left", "--steps", "1", "--frames", "4", "--out", str(tmp_path / "x.mp4")])
     assert "clicks: (40, 3) is outside the image (32x32); x must be in [0, 31]" in capsys.readouterr().err
     assert not (tmp_path / "x.mp4").exists()
+    with pytest.raises(SystemExit):
+        animate.main(["--model", str(toy_pipeline_dir), "--image", str(image_path), "--click", "14,12",
+                      "--prompt", "move left", "--steps", "1", "--frames", "4", "--guidance-interval", "600", "500",
+                      "--out", str(tmp_path / "x.mp4")])
+    assert "guidance_interval must be (t_min, t_max)" in capsys.readouterr().err

@@ -57,11 +57,14 @@ def test_evaluate_all_from_pipeline_cli(toy_benchmark, toy_pipeline_dir, tmp_pat
     out = tmp_path / "eval"
     proc = subprocess.run(
         [sys.executable, "evaluate.py", "mode=all", f"manifest={toy_benchmark}", f"pipeline_dir={toy_pipeline_dir}",
-         "generation.num_inference_steps=2", f"output_dir={out}", f"hydra.run.dir={tmp_path / 'hydra'}"],
+         "generation.num_inference_steps=2", "generation.guidance_interval=[500,1000]", f"output_dir={out}",
+         f"hydra.run.dir={tmp_path / 'hydra'}"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"results: {out}/results.json" in proc.stdout
-    metrics = json.loads((out / "results.json").read_text())["metrics"]
+    results = json.loads((out / "results.json").read_text())
+    assert results["protocol"]["generation"]["guidance_interval"] == [500, 1000]
+    metrics = results["metrics"]
     assert metrics["num_samples"] == 4 and "motion_leakage" in metrics
     assert len(list((out / "videos").glob("*.mp4"))) == 4
 

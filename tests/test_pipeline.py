@@ -92,3 +92,26 @@ def test_first_frame_residual_adds_the_image_latent_back(pipe, image_and_mask):
     image_latent = pipe.encode_first_frame(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1)
     assert image_latent.abs().mean() > 0.05
     torch.testing.assert_close(residual - plain, image_latent[:, :, None].expand_as(plain), atol=1e-5, rtol=0)
+
+
+def test_guidance_interval(pipe, image_and_mask):
+    """Guidance only at the steps whose timestep lies in the interval: all steps → the default call bit for bit, no
+    step → the unguided call, some steps → neither; with image guidance and several regions alike."""
+    image, mask = image_and_mask
+    steps = dict(num_inference_steps=3)  # timesteps 999, 666, 333
+    for extra in ({}, {"image_guidance_scale": 1.5}):
+        guided = _run(pipe, image, mask, **steps, **extra)
+        np.testing.assert_array_equal(_run(pipe, image, mask, guidance_interval=(0, 1000), **steps, **extra), guided)
+        never = _run(pipe, image, mask, guidance_interval=(1000, 1000), **steps, **extra)
+        plain = _run(pipe, image, mask, guidance_scale=1.0, **steps)
+        np.testing.assert_allclose(never, plain, atol=1e-5)
+        early = _run(pipe, image, mask, guidance_interval=(500, 1000), **steps, **extra)
+        assert not np.allclose(early, guided, atol=1e-4) and not np.allclose(early, plain, atol=1e-4)
+    other = np.zeros_like(mask)
+    other[22:30, 2:10] = True
+    regions = [dict(mask=mask, prompt="move left"), dict(mask=other, prompt="move up")]
+    np.testing.assert_array_equal(_run(pipe, image, None, regions=regions, guidance_interval=(0, 1000), **steps),
+                                  _run(pipe, image, None, regions=regions, **steps))
+    for bad in ((600, 500), (0, 2000), (5,)):
+        with pytest.raises(ValueError, match=r"guidance_interval must be \(t_min, t_max\)"):
+            _run(pipe, image, mask, guidance_interval=bad)

@@ -101,6 +101,15 @@ def test_toy_study_script_runs_two_variants(tmp_path):
     # A rerun reuses the trained variants and their evaluations.
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and "train.py" not in proc.stdout and "evaluate.py" not in proc.stdout
+    # ... unless the sampler changes: another guidance interval re-evaluates (and only evaluates).
+    at = cmd.index("--")
+    proc = subprocess.run(cmd[:at] + ["--guidance-interval", "500", "1000"] + cmd[at:], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "train.py" not in proc.stdout and "generation.guidance_interval=[500,1000]" in proc.stdout
+    for eval_dir in (out / "eval" / "full", out / "directional" / "eval" / "full"):
+        generation = json.loads((eval_dir / "results.json").read_text())["protocol"]["generation"]
+        assert generation["guidance_interval"] == [500, 1000]
 
 
 def test_every_toy_study_variant_composes(tmp_path):

@@ -31,9 +31,10 @@ def item_mask(item: ManifestItem, image: np.ndarray) -> np.ndarray:
 
 def generate_videos(pipeline, items: list[ManifestItem], out_dir: str | Path, num_frames: int = 16,
                     num_inference_steps: int = 25, guidance_scale: float = 7.5, seed: int = 0,
-                    fps: float = 8.0) -> list[ManifestItem]:
+                    fps: float = 8.0, guidance_interval=None) -> list[ManifestItem]:
     """Animate every item; writes ``<out_dir>/<id>.mp4`` (near-lossless yuv444p, so scoring sees what the model
-    made) and returns the items with ``video`` set. Item k uses seed ``seed + k``."""
+    made) and returns the items with ``video`` set. Item k uses seed ``seed + k``. ``guidance_interval``: the
+    pipeline's ``(t_min, t_max)`` (None: guidance at every step)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     pipeline.set_progress_bar_config(disable=True)
@@ -44,6 +45,7 @@ def generate_videos(pipeline, items: list[ManifestItem], out_dir: str | Path, nu
         generator = torch.Generator().manual_seed(seed + k)
         frames = pipeline(image, mask=mask, prompt=item.prompt, strength=item.strength, num_frames=num_frames,
                           num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+                          guidance_interval=None if guidance_interval is None else tuple(guidance_interval),
                           generator=generator).frames[0]
         video = write_video(out_dir / f"{item.id}.mp4", (frames * 255).round().astype(np.uint8), fps=fps,
                             pixel_format="yuv444p")

@@ -11,6 +11,10 @@ additions at their zero initialisation it returns AnimateDiff's frames (tested).
 * clicks → mask through a segmenter (:mod:`fyc.pipelines.click_to_mask`: SAM, or the region-growing fallback);
 * optional image guidance (``image_guidance_scale``; the null image is a zero first-frame latent, as in training's
   ``condition_dropout.first_frame``), InstructPix2Pix arithmetic;
+* optional guidance interval (``guidance_interval=(t_min, t_max)``): guidance only at the steps whose timestep lies
+  in it, the plain conditional prediction elsewhere (Kynkäänniemi et al. 2024, arXiv 2404.07724, limit guidance to
+  an interval of noise levels; here in training timesteps). Outside the interval every branch is still computed
+  (no saving); docs/toy_study.md measures ``(500, 1000)`` on the toy study;
 * several regions, each with its own prompt and strength (**regional prompting by noise-prediction composition**,
   the "latent mode" of the regional prompter the paper used): every region is one batch entry of the same UNet call
   (its prompt in both cross-attentions, its strength in the time embedding, the *union* of all masks in the mask
@@ -240,6 +244,18 @@ class FollowYourClickPipeline(DiffusionPipeline):
                 masks.append(_mask_to_tensor(region.mask, size, batch_size, name))
         return regions, masks, used
 
+    def _guidance_interval(self, interval) -> Callable[[Any], bool] | None:
+        """``(t_min, t_max)`` → a test ``t -> t_min <= t <= t_max`` (None → None: guidance at every step)."""
+        if interval is None:
+            return None
+        n_train = self.scheduler.config.num_train_timesteps
+        values = list(interval) if isinstance(interval, (list, tuple)) else None
+        if values is None or len(values) != 2 or not 0 <= float(values[0]) <= float(values[1]) <= n_train:
+            raise ValueError(f"guidance_interval must be (t_min, t_max) with 0 <= t_min <= t_max <= {n_train} "
+                             f"(training timesteps), got {interval!r}")
+        low, high = float(values[0]), float(values[1])
+        return lambda t: low <= float(t) <= high
+
     def _prompt_list(self, prompt, batch_size: int, name: str) -> list[str]:
         prompts = [prompt] * batch_size if isinstance(prompt, str) else list(prompt)
         if len(prompts) != batch_size:
@@ -255,7 +271,8 @@ class FollowYourClickPipeline(DiffusionPipeline):
                  negative_prompt: str | list[str] | None = None,
                  negative_clicks: Sequence[Sequence[float]] | None = None,
                  regions: Sequence[Region | dict] | None = None, background_prompt: str | None = None,
-                 image_guidance_scale: float | None = None, frame_stride: float | None = None, eta: float = 0.0,
+                 image_guidance_scale: float | None = None,
+                 guidance_interval: Sequence[float] | None = None, frame_stride: float | None = None, eta: float = 0.0,
                  generator: torch.Generator | list[torch.Generator] | None = None,
                  latents: torch.Tensor | None = None, output_type: str = "np", return_dict: bool = True,
                  callback_on_step_end: Callable | None = None,
@@ -281,6 +298,9 @@ class FollowYourClickPipeline(DiffusionPipeline):
                 prompt's (unconditional) prediction.
             image_guidance_scale: None/1 → no image guidance; else InstructPix2Pix-style guidance on the
                 first-frame latent (null = zeros, kept mask).
+            guidance_interval: ``(t_min, t_max)`` in training timesteps (``[0, num_train_timesteps]``): text and
+                image guidance only at steps with ``t_min <= t <= t_max``; other steps use the conditional
+                prediction (prompt and image) unguided. None → guidance at every step.
             frame_stride: source frames between output frames, for models built with ``frame_stride_embedding``.
             eta, generator, latents: as diffusers; ``latents`` (B, 4, F, h, w) is the initial noise.
             output_type: "np", "pt" or "latent" (see :class:`FollowYourClickPipelineOutput`).
@@ -297,6 +317,7 @@ class FollowYourClickPipeline(DiffusionPipeline):
         image = _image_to_tensor(image).to(device)
         self.check_inputs(image, num_frames, num_inference_steps, guidance_scale, image_guidance_scale, output_type,
                           callback_on_step_end_tensor_inputs)
+        guided_at = self._guidance_interval(guidance_interval)
         batch_size = image.shape[0]
         regions, pixel_masks, segmenter_name = self._regions(image, clicks, negative_clicks, mask, prompt, strength,
                                                              regions, segmenter)
@@ -329,9 +350,10 @@ class FollowYourClickPipeline(DiffusionPipeline):
                 branches.append(key)
             return branches.index(key)
 
-        def guided_terms(slot: int, s: float | None) -> list[tuple[int, float]]:
-            """Linear combination (branch, weight) giving this slot's guided prediction."""
-            if not do_cfg and not do_image_cfg:
+        def guided_terms(slot: int, s: float | None, guided: bool = True) -> list[tuple[int, float]]:
+            """Linear combination (branch, weight) giving this slot's guided (or, outside the guidance interval,
+            plain conditional) prediction."""
+            if not guided or (not do_cfg and not do_image_cfg):
                 return [(branch(slot, s), 1.0)]
             if not do_image_cfg:  # uncond + g (cond - uncond)
                 return [(branch(0, s), 1.0 - guidance_scale), (branch(slot, s), guidance_scale)]
@@ -339,25 +361,31 @@ class FollowYourClickPipeline(DiffusionPipeline):
             # InstructPix2Pix: u + gi (img - u) + gt (full - img), u = no text & no image, img = image only.
             return [(branch(0, s, False), 1.0 - gi), (branch(0, s), gi - gt), (branch(slot, s), gt)]
 
-        region_terms = [guided_terms(slot, r.strength) for slot, r in zip(region_slots, regions)]
-        combos: list[tuple[torch.Tensor | None, list[tuple[int, float]]]]
-        if not multi:
-            combos = [(None, region_terms[0])]
-        else:
+        # Weighted combos (latent weight or None, terms) per step kind: guided, and plain for steps outside the
+        # guidance interval (the plain terms use branches the guided ones compute anyway).
+        region_weights: list[torch.Tensor | None] = [None]
+        if multi:
             total = torch.stack(latent_masks).sum(0)
-            weights = [m / total.clamp(min=1) for m in latent_masks]
-            background = 1 - torch.stack(weights).sum(0)
+            region_weights = [(m / total.clamp(min=1))[:, :, None] for m in latent_masks]
+            background = 1 - torch.stack(region_weights).sum(0)
             strengths = [r.strength for r in regions if r.strength is not None]
             bg_strength = strength if strength is not None else (min(strengths) if strengths else None)
-            if background_prompt is None:
-                bg_terms = [(branch(0, bg_strength), 1.0)]
-            else:
+            if background_prompt is not None:
                 bg_prompts = self._prompt_list(background_prompt, batch_size, "background_prompt")
                 if bg_prompts not in slots:
                     slots.append(bg_prompts)
-                bg_terms = guided_terms(slots.index(bg_prompts), bg_strength)
-            combos = [(wt[:, :, None], terms) for wt, terms in zip(weights, region_terms)]
-            combos.append((background[:, :, None], bg_terms))
+
+        def make_combos(guided: bool) -> list[tuple[torch.Tensor | None, list[tuple[int, float]]]]:
+            combos = [(weight, guided_terms(slot, r.strength, guided))
+                      for weight, slot, r in zip(region_weights, region_slots, regions)]
+            if multi:
+                bg_terms = [(branch(0, bg_strength), 1.0)] if background_prompt is None else \
+                    guided_terms(slots.index(bg_prompts), bg_strength, guided)
+                combos.append((background, bg_terms))
+            return combos
+
+        guided_combos = make_combos(True)
+        plain_combos = make_combos(False) if guided_at is not None else guided_combos
 
         flat_prompts = [p for slot in slots for p in slot]
         unique = list(dict.fromkeys(flat_prompts))
@@ -407,6 +435,7 @@ class FollowYourClickPipeline(DiffusionPipeline):
                 model_in = self.scheduler.scale_model_input(model_in, t)
                 preds = self.unet(model_in, t, **cond).sample.chunk(n)
                 noise_pred = None
+                combos = guided_combos if guided_at is None or guided_at(t) else plain_combos
                 for weight, terms in combos:
                     guided = preds[terms[0][0]] if len(terms) == 1 and terms[0][1] == 1.0 else \
                         _combine(preds, terms)
