@@ -57,13 +57,14 @@ def test_evaluate_all_from_pipeline_cli(toy_benchmark, toy_pipeline_dir, tmp_pat
     out = tmp_path / "eval"
     proc = subprocess.run(
         [sys.executable, "evaluate.py", "mode=all", f"manifest={toy_benchmark}", f"pipeline_dir={toy_pipeline_dir}",
-         "generation.num_inference_steps=2", "generation.guidance_interval=[500,1000]", f"output_dir={out}",
-         f"hydra.run.dir={tmp_path / 'hydra'}"],
+         "generation.num_inference_steps=2", "generation.guidance_interval=[500,1000]",
+         "+scheduler_overrides.set_alpha_to_one=false", f"output_dir={out}", f"hydra.run.dir={tmp_path / 'hydra'}"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"results: {out}/results.json" in proc.stdout
     results = json.loads((out / "results.json").read_text())
     assert results["protocol"]["generation"]["guidance_interval"] == [500, 1000]
+    assert results["protocol"]["scheduler_overrides"] == {"set_alpha_to_one": False}
     metrics = results["metrics"]
     assert metrics["num_samples"] == 4 and "motion_leakage" in metrics
     assert len(list((out / "videos").glob("*.mp4"))) == 4
@@ -122,3 +123,14 @@ def test_score_errors_name_the_field(toy_benchmark, tmp_path):
         evaluate(compose("evaluate", base + ["metrics.region=everything"]))
     with pytest.raises(ValueError, match="needs 1024 manifest items, .* has 4"):
         evaluate(compose("evaluate", base + ["expected_num_items=1024"]))
+
+
+
+def test_scheduler_override_must_name_a_config_key(toy_benchmark, toy_pipeline_dir, tmp_path):
+    from fyc.eval.runner import evaluate
+
+    cfg = compose("evaluate", ["mode=generate", f"manifest={toy_benchmark}", f"pipeline_dir={toy_pipeline_dir}",
+                               f"output_dir={tmp_path / 'eval'}", f"paths.output_dir={tmp_path}",
+                               "+scheduler_overrides.set_alpha_to_1=true"])
+    with pytest.raises(ValueError, match=r"scheduler_overrides: \['set_alpha_to_1'\] are not config keys"):
+        evaluate(cfg)

@@ -108,4 +108,12 @@ def test_sampling_scheduler_starts_at_the_last_timestep_and_matches_training():
     assert sampling.timesteps[0] == 999
     assert len(sampling.timesteps) == 25
     assert sampling.config.prediction_type == "v_prediction"
-    assert not sampling.config.set_alpha_to_one
+    # The last step returns the clean estimate (no leftover noise): prev_sample == pred_original_sample.
+    assert sampling.config.set_alpha_to_one
+    x_t, v = torch.randn(1, 4, 2, 4, 4), torch.randn(1, 4, 2, 4, 4)
+    last = sampling.step(v, sampling.timesteps[-1], x_t)
+    torch.testing.assert_close(last.prev_sample, last.pred_original_sample)
+    sd_like = make_sampling_scheduler(set_alpha_to_one=False)
+    sd_like.set_timesteps(25)
+    last = sd_like.step(v, sd_like.timesteps[-1], x_t)
+    assert not torch.allclose(last.prev_sample, last.pred_original_sample, atol=1e-3)

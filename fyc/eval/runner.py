@@ -31,6 +31,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Path]:
         from fyc.pipelines.pipeline_fyc import FollowYourClickPipeline
 
         pipeline = FollowYourClickPipeline.from_pretrained(cfg.pipeline_dir).to(cfg.get("device", "cpu"))
+        overrides = OmegaConf.to_container(cfg.get("scheduler_overrides") or {}, resolve=True)
+        if overrides:  # e.g. set_alpha_to_one on a pipeline exported before it became the default
+            unknown = sorted(set(overrides) - set(pipeline.scheduler.config))
+            if unknown:
+                raise ValueError(f"scheduler_overrides: {unknown} are not config keys of the pipeline's "
+                                 f"{type(pipeline.scheduler).__name__} ({sorted(pipeline.scheduler.config)})")
+            pipeline.scheduler = type(pipeline.scheduler).from_config(pipeline.scheduler.config, **overrides)
         items = generate_videos(pipeline, items, out_dir / "videos", **cfg.generation)
         written["generated_manifest"] = write_manifest(out_dir / "generated.jsonl", items)
     if cfg.mode in ("score", "all"):
@@ -40,6 +47,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Path]:
                     "pipeline_dir": cfg.pipeline_dir, "num_samples": len(items),
                     "eval_protocol": cfg.get("eval_protocol_name"),
                     "generation": OmegaConf.to_container(cfg.generation, resolve=True),
+                    "scheduler_overrides": OmegaConf.to_container(cfg.get("scheduler_overrides") or {}, resolve=True),
                     "metrics": metrics_cfg, **metric_protocol}
         written.update(write_reports(out_dir, rows, summary, protocol))
         log.info("metrics: %s", summary)
