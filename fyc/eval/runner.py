@@ -31,7 +31,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Path]:
         from fyc.pipelines.pipeline_fyc import FollowYourClickPipeline
 
         pipeline = FollowYourClickPipeline.from_pretrained(cfg.pipeline_dir).to(cfg.get("device", "cpu"))
-        overrides = OmegaConf.to_container(cfg.get("scheduler_overrides") or {}, resolve=True)
+        overrides = scheduler_overrides(cfg)
         if overrides:  # e.g. set_alpha_to_one on a pipeline exported before it became the default
             unknown = sorted(set(overrides) - set(pipeline.scheduler.config))
             if unknown:
@@ -47,8 +47,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Path]:
                     "pipeline_dir": cfg.pipeline_dir, "num_samples": len(items),
                     "eval_protocol": cfg.get("eval_protocol_name"),
                     "generation": OmegaConf.to_container(cfg.generation, resolve=True),
-                    "scheduler_overrides": OmegaConf.to_container(cfg.get("scheduler_overrides") or {}, resolve=True),
+                    "scheduler_overrides": scheduler_overrides(cfg),
                     "metrics": metrics_cfg, **metric_protocol}
         written.update(write_reports(out_dir, rows, summary, protocol))
         log.info("metrics: %s", summary)
     return written
+
+
+def scheduler_overrides(cfg: DictConfig) -> dict:
+    """``cfg.scheduler_overrides`` as a plain dict (empty when unset)."""
+    overrides = cfg.get("scheduler_overrides")
+    return OmegaConf.to_container(overrides, resolve=True) if overrides else {}
