@@ -241,7 +241,8 @@ def balanced_flag(args) -> list[str]:
 
 def evaluate_directional(args, out: Path, py: str, metric_overrides: list[str], summaries: dict) -> None:
     """Direction accuracy on ``<out>/directional``: translate-only held-out videos (same world otherwise), each at its
-    true strength; adds ``direction_accuracy_translate`` / ``num_directional_translate`` to each variant's summary."""
+    true strength; adds ``direction_accuracy_translate`` / ``direction_cosine_translate`` /
+    ``num_directional_translate`` to each variant's summary."""
     root = out / "directional"
     bench = root / "benchmark" / "benchmark.jsonl"
     if args.fresh or not bench.exists():
@@ -253,6 +254,7 @@ def evaluate_directional(args, out: Path, py: str, metric_overrides: list[str], 
     for name in args.variants:
         metrics = evaluate_variant(args, out, py, name, bench, root / "eval" / name, metric_overrides)
         summaries[name]["direction_accuracy_translate"] = metrics.get("direction_accuracy")
+        summaries[name]["direction_cosine_translate"] = metrics.get("direction_cosine")
         summaries[name]["num_directional_translate"] = metrics.get("num_directional")
 
 

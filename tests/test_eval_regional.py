@@ -158,3 +158,14 @@ def test_true_toy_videos_under_each_region_mode(toy_benchmark):
     print("true toy videos, mean leakage (dilate_px=1):", means)
     assert 0.2 < means["first_frame"] < 0.5
     assert means["swept"] < means["first_frame"] and means["tracked"] < means["first_frame"]
+
+
+def test_summary_direction_accuracy_and_cosine_over_directional_rows_only():
+    from fyc.eval.score import summarize
+
+    rows = [{"strength": 1.0, "in_region_magnitude": 1.0, "direction_cosine": 1.0, "direction_correct": 1.0},
+            {"strength": 2.0, "in_region_magnitude": 2.0, "direction_cosine": 0.5, "direction_correct": 0.0},
+            {"strength": 3.0, "in_region_magnitude": 3.0}]  # "spin": no direction
+    summary = summarize(rows)
+    assert summary["num_directional"] == 2 and summary["direction_accuracy"] == 0.5
+    assert summary["direction_cosine"] == pytest.approx(0.75) and summary["strength_spearman"] == pytest.approx(1.0)

@@ -81,6 +81,7 @@ def test_toy_study_script_runs_two_variants(tmp_path):
     assert -1.0 <= full["strength_spearman_per_item"] <= 1.0 or math.isnan(full["strength_spearman_per_item"])
     # The translate-only set: every item is a "move" item, so all of them are scored for direction.
     assert full["num_directional_translate"] == 2 and 0.0 <= full["direction_accuracy_translate"] <= 1.0
+    assert -1.0 <= full["direction_cosine_translate"] <= 1.0
     directional = load_manifest(out / "directional" / "benchmark" / "benchmark.jsonl")
     assert all(item.prompt.startswith("move ") for item in directional)
     verdict = results["verdicts"]["no_strength_embedding"]
