@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from fyc.pipelines.pipeline_fyc import _image_to_tensor
+
 
 @torch.no_grad()
 def x0_trajectory(pipeline, image, mask, prompt: str, strength: float | None, num_frames: int = 8,
@@ -31,7 +33,8 @@ def x0_trajectory(pipeline, image, mask, prompt: str, strength: float | None, nu
     if scheduler.config.prediction_type != "v_prediction":
         raise ValueError(f"the pipeline's scheduler predicts {scheduler.config.prediction_type!r}; this probe "
                          "converts v-predictions (fyc.models.schedulers)")
-    height, width = _size(image)
+    pixels = _image_to_tensor(image)  # (1, 3, H, W) in [-1, 1]
+    height, width = pixels.shape[-2:]
     factor = pipeline.vae_scale_factor
     shape = (1, pipeline.unet.config.latent_channels, num_frames, height // factor, width // factor)
     device = pipeline._execution_device
@@ -52,7 +55,7 @@ def x0_trajectory(pipeline, image, mask, prompt: str, strength: float | None, nu
                    guidance_interval=guidance_interval, eta=eta,
                    latents=latents, output_type="pt", callback_on_step_end=record,
                    callback_on_step_end_tensor_inputs=["latents", "noise_pred"])
-    first_frame = pipeline.encode_first_frame(_as_tensor(image).to(device))[:, :, None]
+    first_frame = pipeline.encode_first_frame(pixels.to(device))[:, :, None]
     steps = []
     for step, t, x0 in estimates:
         if pipeline.unet.config.first_frame_residual:  # the UNet denoises video - image latent
@@ -61,12 +64,3 @@ def x0_trajectory(pipeline, image, mask, prompt: str, strength: float | None, nu
         steps.append({"step": step, "timestep": t, "x0": frames.permute(0, 2, 3, 1).cpu()})
     return steps, out.frames[0].permute(0, 2, 3, 1).cpu()
 
-
-def _as_tensor(image) -> torch.Tensor:
-    from fyc.pipelines.pipeline_fyc import _image_to_tensor
-
-    return _image_to_tensor(image)
-
-
-def _size(image) -> tuple[int, int]:
-    return tuple(_as_tensor(image).shape[-2:])
