@@ -327,6 +327,20 @@ def test_ma_batched_cross_attention_equals_per_pixel_cross_attention():
     torch.testing.assert_close(layer(tokens, prompt), naive, atol=1e-5, rtol=1e-5)
 
 
+def test_ma_zero_init_is_a_no_op_and_its_opt_out_reads_the_prompt_from_construction(make_fyc):
+    inputs = make_inputs()
+    other_prompt = dict(inputs, motion_prompt_embeds=inputs["motion_prompt_embeds"].flip(1) * 2)
+    zero, live = make_fyc(motion_augmented_attention=True), make_fyc(motion_augmented_attention=True, ma_zero_init=False)
+    ma_out = [n for n, _ in live.named_parameters() if ".ma_blocks." in n and ".to_out.0." in n]
+    assert ma_out
+    assert all(torch.count_nonzero(zero.get_parameter(n)) == 0 for n in ma_out)
+    assert all(torch.count_nonzero(live.get_parameter(n)) > 0 for n in ma_out)
+    with torch.no_grad():
+        assert torch.equal(run(zero, **inputs), run(zero, **other_prompt))
+        assert (run(live, **inputs) - run(live, **other_prompt)).abs().max() > 1e-4
+    assert live.config.ma_zero_init is False
+
+
 def test_ma_uses_sdpa_processor_and_keeps_adapter_parameter_names(make_fyc, pretrained_parts):
     model = make_fyc(motion_augmented_attention=True)
     ma_processors = {k: type(v).__name__ for k, v in model.attn_processors.items() if ".ma_blocks." in k}

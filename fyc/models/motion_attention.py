@@ -55,9 +55,11 @@ class MotionAugmentedCrossAttention(nn.Module):
         dim: channel width C of the temporal tokens.
         cross_attention_dim: width D of the prompt tokens (768 for CLIP ViT-L/14).
         num_attention_heads: heads; must divide ``dim``.
+        zero_init: start the output projection at zero (an exact no-op until trained, for adding MA to pretrained
+            motion modules); False keeps the default Linear init (a from-scratch model reads the prompt from step 0).
     """
 
-    def __init__(self, dim: int, cross_attention_dim: int, num_attention_heads: int = 8):
+    def __init__(self, dim: int, cross_attention_dim: int, num_attention_heads: int = 8, zero_init: bool = True):
         super().__init__()
         if dim % num_attention_heads != 0:
             raise ValueError(f"ma_num_attention_heads={num_attention_heads} does not divide channel width {dim}")
@@ -72,8 +74,9 @@ class MotionAugmentedCrossAttention(nn.Module):
             bias=False,
             out_bias=True,
         )
-        nn.init.zeros_(self.attn.to_out[0].weight)
-        nn.init.zeros_(self.attn.to_out[0].bias)
+        if zero_init:
+            nn.init.zeros_(self.attn.to_out[0].weight)
+            nn.init.zeros_(self.attn.to_out[0].bias)
         # Queries per attention group (see the module docstring); a runtime knob, not saved. 0 = one group.
         self.query_group_size = 1024
 
@@ -137,6 +140,7 @@ class MotionAugmentedTransformer3D(AnimateDiffTransformer3D):
         ma_cross_attention_dim: int,
         ma_num_attention_heads: int,
         ma_context: MotionPromptContext,
+        zero_init: bool = True,
     ) -> MotionAugmentedTransformer3D:
         """Turn ``module`` into a ``MotionAugmentedTransformer3D`` in place and return it.
 
@@ -147,10 +151,12 @@ class MotionAugmentedTransformer3D(AnimateDiffTransformer3D):
         if type(module) is not AnimateDiffTransformer3D:
             raise TypeError(f"expected an AnimateDiffTransformer3D, got {type(module).__name__}")
         module.__class__ = cls
-        module._add_ma_blocks(ma_cross_attention_dim, ma_num_attention_heads, ma_context)
+        module._add_ma_blocks(ma_cross_attention_dim, ma_num_attention_heads, ma_context, zero_init)
         return module
 
-    def _add_ma_blocks(self, cross_attention_dim: int, num_attention_heads: int, context: MotionPromptContext):
+    def _add_ma_blocks(
+        self, cross_attention_dim: int, num_attention_heads: int, context: MotionPromptContext, zero_init: bool
+    ):
         inner_dim = self.num_attention_heads * self.attention_head_dim
         ref = self.proj_in.weight
         # Plain attribute (not a submodule): shared, stateless, never saved.
@@ -162,7 +168,7 @@ class MotionAugmentedTransformer3D(AnimateDiffTransformer3D):
         self.ma_checkpointing = True
         self.ma_blocks = nn.ModuleList(
             [
-                MotionAugmentedCrossAttention(inner_dim, cross_attention_dim, num_attention_heads)
+                MotionAugmentedCrossAttention(inner_dim, cross_attention_dim, num_attention_heads, zero_init)
                 for _ in self.transformer_blocks
             ]
         ).to(device=ref.device, dtype=ref.dtype)

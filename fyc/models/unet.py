@@ -54,6 +54,7 @@ FYC_OPTION_NAMES = (
     "motion_augmented_attention",
     "ma_num_attention_heads",
     "ma_cross_attention_dim",
+    "ma_zero_init",
     "motion_strength_embedding",
     "strength_embedding_scale",
     "frame_stride_embedding",
@@ -95,6 +96,8 @@ class FollowYourClickUNet(UNetMotionModel):
         motion_augmented_attention: add MA cross-attention to every motion-module transformer block.
         ma_num_attention_heads: heads of each MA attention.
         ma_cross_attention_dim: width of the motion-prompt tokens; None -> ``cross_attention_dim``.
+        ma_zero_init: MA output projections start at zero (exact no-op until trained; right when adding MA to
+            pretrained motion modules). False: default Linear init, for from-scratch models (the toy study).
         motion_strength_embedding: add the motion-strength embedding to the time embedding.
         strength_embedding_scale: strength multiplier applied before the sinusoid (see ``ScalarConditionEmbedding``;
             10 -> a strength of 1 px/frame-pair reads like timestep 10, differences of 0.1 px are resolved).
@@ -157,6 +160,7 @@ class FollowYourClickUNet(UNetMotionModel):
         motion_augmented_attention: bool = False,
         ma_num_attention_heads: int = 8,
         ma_cross_attention_dim: int | None = None,
+        ma_zero_init: bool = True,
         motion_strength_embedding: bool = True,
         strength_embedding_scale: float = 10.0,
         frame_stride_embedding: bool = False,
@@ -218,7 +222,9 @@ class FollowYourClickUNet(UNetMotionModel):
         if motion_augmented_attention:
             ma_dim = ma_cross_attention_dim or _single_cross_attention_dim(cross_attention_dim)
             for module in list(iter_motion_modules(self)):
-                MotionAugmentedTransformer3D.augment_(module, ma_dim, ma_num_attention_heads, self.fyc_conditions)
+                MotionAugmentedTransformer3D.augment_(
+                    module, ma_dim, ma_num_attention_heads, self.fyc_conditions, ma_zero_init
+                )
 
         time_embed_dim = block_out_channels[0] * 4
         # Attribute names differ from the config keys on purpose: diffusers resolves `self.<config key>` to the
