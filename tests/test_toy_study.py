@@ -68,7 +68,7 @@ def test_toy_study_script_runs_two_variants(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "scripts/toy_study.py", "--out", str(out), "--variants", "full", "no_strength_embedding",
            "--train-videos", "8", "--val-videos", "2", "--steps", "4", "--eval-steps", "2", "--factors", "0.5", "1",
-           "--directional-videos", "2", "--balanced-translation",
+           "--directional-videos", "2", "--balanced-translation", "--video-frames", "8",
            "--parallel", "2", "--",  # both variants train at once, each logging to <run>/train.out
            "trainer.val_check_interval=4", "callbacks.validation_samples.num_items=1",
            "callbacks.validation_samples.num_inference_steps=2", "data.batch_size=2"]
@@ -96,9 +96,10 @@ def test_toy_study_script_runs_two_variants(tmp_path):
     assert "train.object.motion.parquet" in (out / "runs" / "full" / "config.yaml").read_text()
     sidecar = read_sidecar(out / "toy" / "train.object.motion.parquet").to_pylist()
     assert len(sidecar) == 8 and all(r["status"] == "ok" and r["frame_indices"][0] == 0 for r in sidecar)
-    # --balanced-translation reaches both toy worlds (the study's and the translate set's).
+    # --balanced-translation and --video-frames reach both toy worlds (the study's and the translate set's).
     for config in (out / "toy" / "train_config.json", out / "directional" / "val_config.json"):
-        assert json.loads(config.read_text())["balanced_translation"] is True
+        world = json.loads(config.read_text())
+        assert world["balanced_translation"] is True and world["num_frames"] == 8
     # A rerun reuses the trained variants and their evaluations.
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and "train.py" not in proc.stdout and "evaluate.py" not in proc.stdout
