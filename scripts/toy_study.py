@@ -137,6 +137,8 @@ def main() -> None:
                         help="stop after training (e.g. train on a GPU machine, evaluate elsewhere with a rerun)")
     parser.add_argument("overrides", nargs="*", help="extra train.py overrides for every variant")
     args = parser.parse_args()
+    if args.video_frames is not None and args.video_frames < 8:
+        parser.error(f"--video-frames {args.video_frames}: training and evaluation take 8 frames, need >= 8")
     out = (ROOT / args.out).resolve()
     toy, py = out / "toy", sys.executable
     metric_overrides = [f"metrics.flow_backend={args.flow}", f"metrics.region={args.region}"]

@@ -56,7 +56,7 @@ class MotionAugmentedCrossAttention(nn.Module):
         cross_attention_dim: width D of the prompt tokens (768 for CLIP ViT-L/14).
         num_attention_heads: heads; must divide ``dim``.
         zero_init: start the output projection at zero (an exact no-op until trained, for adding MA to pretrained
-            motion modules); False keeps the default Linear init (a from-scratch model reads the prompt from step 0).
+            motion modules); False keeps the default Linear init (the prompt reaches the output from step 0).
     """
 
     def __init__(self, dim: int, cross_attention_dim: int, num_attention_heads: int = 8, zero_init: bool = True):
