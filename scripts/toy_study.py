@@ -27,6 +27,7 @@ from pathlib import Path
 from demo import ROOT, run  # scripts/demo.py: run one documented step, echo it, stop on failure
 
 from fyc.eval.manifest import load_manifest, write_manifest
+from fyc.eval.paired import PER_ITEM_SPEARMAN, paired_difference
 from fyc.eval.score import score_items, summarize
 from fyc.eval.toy_study import oracle_items, per_item_spearman, strength_sweep_items, study_table
 
@@ -45,6 +46,15 @@ ABLATIONS = [name for name in VARIANTS if name != "no_first_frame_residual"]  # 
 # First seed of the translate-only held-out set: its val seeds (seed + SPLIT_SEED_STRIDE + i) stay clear of the main
 # held-out split's as long as that has fewer than 500 videos.
 DIRECTIONAL_SEED = 500
+# A verdict's metric -> (the evaluation whose per_sample.csv holds it, its column there) for the paired difference.
+VERDICT_SOURCES = {
+    "motion_leakage": ("eval", "motion_leakage"),
+    "strength_spearman_per_item": ("eval", PER_ITEM_SPEARMAN),
+    "direction_accuracy_translate": ("directional/eval", "direction_correct"),
+    "i1_mse": ("eval", "i1_mse"),
+}
+# "Measurably worse": the paired difference (same items, same seeds) is beyond this many standard errors.
+VERDICT_NUM_SE = 2.0
 
 
 def read_rows(per_sample_csv: Path) -> list[dict]:
@@ -190,15 +200,8 @@ def main() -> None:
     oracle_rows, _, _ = score_items(oracle, flow_backend=args.flow, region=args.region)
     summaries["oracle (true videos)"] = summarize(oracle_rows)
 
-    verdicts = {}
-    full = summaries.get("full")
-    for name in args.variants:
-        _, key, better = VARIANTS[name]
-        if full is None or key is None:
-            continue
-        a, b = full.get(key), summaries[name].get(key)
-        worse = None if a is None or b is None else (b > a if better == "low" else b < a)
-        verdicts[name] = {"metric": key, "full": a, "ablation": b, "ablation_is_worse": worse}
+    verdicts = {name: verdict(out, name, summaries) for name in args.variants
+                if "full" in summaries and VARIANTS[name][1] is not None}
 
     sweep_plot(out / "strength_sweep.png", rows_by_variant, args.factors)
     if 1.0 in args.factors:
@@ -209,8 +212,7 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
     report = ["# Toy study", "", f"`{shlex.join(['python', 'scripts/toy_study.py', *sys.argv[1:]])}`", "",
               study_table(summaries), "", "Ablation vs full on the metric its component exists for:", ""]
-    report += [f"- {n}: {v['metric']} {v['full']:.3f} (full) vs {v['ablation']:.3f} — "
-               f"{'worse' if v['ablation_is_worse'] else 'NOT worse'}" for n, v in verdicts.items()
+    report += [verdict_line(name, v) for name, v in verdicts.items()
                if v["full"] is not None and v["ablation"] is not None]
     report += ["", "![strength sweep](strength_sweep.png)", ""]
     if 1.0 in args.factors:
@@ -219,6 +221,35 @@ def main() -> None:
     (out / "report.md").write_text("\n".join(report))
     print("\n" + "\n".join(report))
     print(f"results: {out / 'results.json'}\nreport: {out / 'report.md'}")
+
+
+def verdict(out: Path, name: str, summaries: dict) -> dict:
+    """Ablation ``name`` vs full on the metric its component exists for: both values, whether the ablation is worse
+    (``ablation_is_worse``), and the paired difference ablation − full over the same items and seeds
+    (``paired``, fyc/eval/paired.py) with ``measurably_worse`` = worse by more than VERDICT_NUM_SE standard errors."""
+    _, key, better = VARIANTS[name]
+    a, b = summaries["full"].get(key), summaries[name].get(key)
+    worse = None if a is None or b is None else (b > a if better == "low" else b < a)
+    result = {"metric": key, "full": a, "ablation": b, "ablation_is_worse": worse, "paired": None,
+              "measurably_worse": None}
+    source, column = VERDICT_SOURCES[key]
+    csvs = [out / source / variant / "per_sample.csv" for variant in ("full", name)]
+    if all(path.exists() for path in csvs):
+        paired = paired_difference(read_rows(csvs[0]), read_rows(csvs[1]), column)
+        result["paired"] = paired.as_dict()
+        result["measurably_worse"] = bool(worse) and paired.resolved(VERDICT_NUM_SE)
+    return result
+
+
+def verdict_line(name: str, v: dict) -> str:
+    """One report line: the two values, then the paired difference and whether it is beyond noise."""
+    line = f"- {name}: {v['metric']} {v['full']:.3f} (full) vs {v['ablation']:.3f} — "
+    if v["paired"] is None:
+        return line + ("worse" if v["ablation_is_worse"] else "NOT worse") + " (no per-sample rows to pair)"
+    p = v["paired"]
+    verdict_text = "measurably worse" if v["measurably_worse"] else \
+        "worse within noise" if v["ablation_is_worse"] else "NOT worse"
+    return line + f"{verdict_text} (paired ablation − full {p['diff']:+.3f}, SE {p['se']:.3f}, {p['n']} items)"
 
 
 def evaluate_variant(args, out: Path, py: str, name: str, manifest: Path, eval_dir: Path,

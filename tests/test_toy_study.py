@@ -86,7 +86,10 @@ def test_toy_study_script_runs_two_variants(tmp_path):
     assert all(item.prompt.startswith("move ") for item in directional)
     verdict = results["verdicts"]["no_strength_embedding"]
     assert verdict["metric"] == "strength_spearman_per_item" and isinstance(verdict["ablation_is_worse"], bool)
+    # paired over the 2 held-out items' sweeps (same seeds in both variants' evaluations)
+    assert verdict["paired"]["n"] == 2 and isinstance(verdict["measurably_worse"], bool)
     report = (out / "report.md").read_text()
+    assert "paired ablation − full" in report
     assert "| full |" in report and "| oracle (true videos) |" in report and "translate set" in report and (out / "strength_sweep.png").stat().st_size
     assert (out / "samples.png").stat().st_size
     assert set(results["train_seconds"]) == {"full", "no_strength_embedding"}

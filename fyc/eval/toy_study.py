@@ -18,9 +18,7 @@ import numpy as np
 
 from fyc.data.video_io import read_video, write_video
 from fyc.eval.manifest import ManifestItem
-from fyc.eval.regional import strength_spearman
-
-SWEEP_KEY = "sweep_of"
+from fyc.eval.paired import PER_ITEM_SPEARMAN, SWEEP_KEY, per_unit_values
 
 
 def strength_sweep_items(items: Sequence[ManifestItem], factors: Sequence[float]) -> list[ManifestItem]:
@@ -58,16 +56,8 @@ def oracle_items(items: Sequence[ManifestItem], out_dir: str | Path, num_frames:
 def per_item_spearman(rows: Sequence[dict]) -> float:
     """Mean over sweep groups (rows sharing ``sweep_of``) of Spearman(requested strength, in-region magnitude);
     NaN when no group has 2 or more distinct strengths."""
-    groups: dict[str, list[dict]] = {}
-    for row in rows:
-        if row.get(SWEEP_KEY) is not None:
-            groups.setdefault(row[SWEEP_KEY], []).append(row)
-    values = []
-    for group in groups.values():
-        strengths = [r["strength"] for r in group]
-        if len(group) >= 2 and np.ptp(strengths) > 0:
-            values.append(strength_spearman(strengths, [r["in_region_magnitude"] for r in group]))
-    return float(np.mean(values)) if values else math.nan
+    values = per_unit_values(rows, PER_ITEM_SPEARMAN)
+    return float(np.mean(list(values.values()))) if values else math.nan
 
 
 # (summary key, column title, better direction) of the study table.

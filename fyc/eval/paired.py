@@ -1,0 +1,141 @@
+"""Paired comparison of two evaluations of the same items: mean difference ± its standard error.
+
+Two variants evaluated on the same manifest sample each item with the same seed, so most of an item's noise (its
+scene, object and starting latent) is shared. The per-item difference B − A then resolves far smaller effects than
+comparing the two aggregates does (docs/toy_study.md: the MA ablation's direction gap was −0.125 ± 0.122 over 24
+items and −0.177 ± 0.057 over 96). Rows are ``per_sample.csv`` rows of ``evaluate.py`` (``fyc.eval.score``).
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from fyc.eval.regional import strength_spearman
+
+SWEEP_KEY = "sweep_of"  # the item id a swept row belongs to (fyc.eval.toy_study.strength_sweep_items)
+PER_ITEM_SPEARMAN = "strength_spearman_per_item"  # not a column: Spearman within each sweep group
+# What scripts/compare_runs.py compares when not told (each only where both files have it); "low"/"high" is better.
+DEFAULT_METRICS = (
+    ("motion_leakage", "low"),
+    (PER_ITEM_SPEARMAN, "high"),
+    ("direction_correct", "high"),
+    ("direction_cosine", "high"),
+    ("in_region_magnitude", None),
+    ("out_region_magnitude", "low"),
+    ("background_stillness", "low"),
+    ("i1_mse", "low"),
+)
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``diff`` = mean over the ``n`` shared units of (B − A); ``se`` = its standard error (NaN when n < 2)."""
+
+    metric: str
+    n: int
+    mean_a: float
+    mean_b: float
+    diff: float
+    se: float
+
+    @property
+    def z(self) -> float:
+        """diff / se (±inf when every unit differs by the same amount, NaN when nothing differs)."""
+        if self.se > 0:
+            return self.diff / self.se
+        return math.nan if self.diff == 0 or math.isnan(self.se) else math.copysign(math.inf, self.diff)
+
+    def resolved(self, num_se: float = 2.0) -> bool:
+        """Whether the difference is more than ``num_se`` standard errors from zero."""
+        return not math.isnan(self.z) and abs(self.z) > num_se
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "z": self.z}
+
+
+def read_per_sample(path: str | Path) -> list[dict]:
+    """``per_sample.csv`` rows with numbers as floats (empty cells → None, text kept as text)."""
+    rows = []
+    with Path(path).open(newline="") as f:
+        for row in csv.DictReader(f):
+            rows.append({key: _number(value) for key, value in row.items()})
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    return rows
+
+
+def _number(value: str | None):
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def per_unit_values(rows: Sequence[dict], metric: str) -> dict[str, float]:
+    """``{unit: value}``: per row id for a column; for :data:`PER_ITEM_SPEARMAN` per sweep group (rows sharing
+    ``sweep_of``) the Spearman of requested strength vs in-region flow. Missing / NaN values are left out."""
+    if metric == PER_ITEM_SPEARMAN:
+        groups: dict[str, list[dict]] = {}
+        for row in rows:
+            if row.get(SWEEP_KEY) is not None:
+                groups.setdefault(str(row[SWEEP_KEY]), []).append(row)
+        values = {}
+        for unit, group in groups.items():
+            strengths = [float(r["strength"]) for r in group]
+            if len(group) >= 2 and np.ptp(strengths) > 0:
+                values[unit] = strength_spearman(strengths, [float(r["in_region_magnitude"]) for r in group])
+    else:
+        values = {str(r["id"]): _number(r[metric]) if isinstance(r.get(metric), str) else r.get(metric)
+                  for r in rows}
+    return {unit: float(v) for unit, v in values.items()
+            if isinstance(v, (int, float)) and not math.isnan(float(v))}
+
+
+def paired_difference(rows_a: Sequence[dict], rows_b: Sequence[dict], metric: str) -> PairedDifference:
+    """B − A on ``metric`` over the units both have (row ids, or sweep groups for :data:`PER_ITEM_SPEARMAN`).
+
+    Raises ValueError naming the metric when the two share no unit with a value (different manifests, or a
+    column neither has)."""
+    a, b = per_unit_values(rows_a, metric), per_unit_values(rows_b, metric)
+    shared = sorted(set(a) & set(b))
+    if not shared:
+        raise ValueError(f"metric {metric!r}: no item has a value in both evaluations "
+                         f"({len(a)} in A, {len(b)} in B); were they run on the same manifest?")
+    values_a = np.array([a[u] for u in shared])
+    values_b = np.array([b[u] for u in shared])
+    diffs = values_b - values_a
+    se = float(diffs.std(ddof=1) / math.sqrt(len(diffs))) if len(diffs) >= 2 else math.nan
+    return PairedDifference(metric=metric, n=len(shared), mean_a=float(values_a.mean()),
+                            mean_b=float(values_b.mean()), diff=float(diffs.mean()), se=se)
+
+
+def comparison_table(rows_a: Sequence[dict], rows_b: Sequence[dict], name_a: str = "A", name_b: str = "B",
+                     metrics: Sequence[tuple[str, str | None]] = DEFAULT_METRICS, num_se: float = 2.0) -> str:
+    """Markdown table, one row per metric both evaluations have: n, both means, B − A ± SE, z, and the verdict
+    (``B better`` / ``B worse`` beyond ``num_se`` SE, else ``within noise``; ``differs`` for metrics without a
+    better direction)."""
+    lines = [f"| metric | n | {name_a} | {name_b} | {name_b} − {name_a} | ± SE | z | verdict |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for metric, better in metrics:
+        try:
+            d = paired_difference(rows_a, rows_b, metric)
+        except ValueError:
+            continue
+        if not d.resolved(num_se):
+            verdict = "within noise"
+        elif better is None:
+            verdict = "differs"
+        else:
+            verdict = f"{name_b} {'better' if (d.diff < 0) == (better == 'low') else 'worse'}"
+        lines.append(f"| {metric} | {d.n} | {d.mean_a:.4g} | {d.mean_b:.4g} | {d.diff:+.4g} | {d.se:.2g} | "
+                     f"{d.z:+.1f} | {verdict} |")
+    if len(lines) == 2:
+        raise ValueError("the two evaluations share no metric with values on the same items")
+    return "\n".join(lines) + "\n"
