@@ -74,6 +74,8 @@ def test_compare_runs_script_writes_the_table(tmp_path):
     a_dir = tmp_path / "full"
     a_dir.mkdir()
     write_csv(a_dir / "per_sample.csv", [{"id": f"i{k}", "direction_correct": float(k % 2)} for k in range(8)])
+    assert read_per_sample(write_csv(tmp_path / "numeric_ids.csv", [{"id": "007", "i1_mse": "1"}]))[0] == \
+        {"id": "007", "i1_mse": 1.0}
     b = write_csv(tmp_path / "b.csv", [{"id": f"i{k}", "direction_correct": 0.0} for k in range(8)])
     assert read_per_sample(b)[0] == {"id": "i0", "direction_correct": 0.0}
     out = tmp_path / "cmp" / "table.md"

@@ -59,11 +59,12 @@ class PairedDifference:
 
 
 def read_per_sample(path: str | Path) -> list[dict]:
-    """``per_sample.csv`` rows with numbers as floats (empty cells → None, text kept as text)."""
+    """``per_sample.csv`` rows with numbers as floats (empty cells → None, text kept as text; ``id`` and
+    ``sweep_of`` always text, so ids like "007" and "7" stay apart)."""
     rows = []
     with Path(path).open(newline="") as f:
         for row in csv.DictReader(f):
-            rows.append({key: _number(value) for key, value in row.items()})
+            rows.append({key: value if key in ("id", SWEEP_KEY) else _number(value) for key, value in row.items()})
     if not rows:
         raise ValueError(f"{path}: no rows")
     return rows
