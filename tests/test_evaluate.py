@@ -2,11 +2,12 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from conftest import ROOT, compose
-from fyc.eval.manifest import load_manifest, write_manifest
+from fyc.eval.manifest import ManifestItem, load_manifest, write_manifest
 from test_eval_metrics import build_tiny_detector, tiny_clip_dir  # noqa: F401 (fixture)
 
 
@@ -26,6 +27,25 @@ def test_manifest_errors_name_the_problem(tmp_path):
     bad.write_text('{"id": "a", "image": "x.png", "prompt": "spin"}\n')
     with pytest.raises(ValueError, match="needs a 'mask' path or 'clicks'"):
         load_manifest(bad)
+
+
+def test_manifest_paths_round_trip_from_any_cwd(tmp_path, monkeypatch):
+    """Paths given relative to the writer's cwd load back to the same files, below the manifest's folder or not."""
+    (tmp_path / "bench" / "images").mkdir(parents=True)
+    (tmp_path / "videos").mkdir()
+    for name in ("bench/images/a.png", "videos/a.mp4"):
+        (tmp_path / name).write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    item = ManifestItem(id="a", image="bench/images/a.png", prompt="spin", clicks=[[1.0, 2.0]],
+                        reference_video="videos/a.mp4")
+    manifest = write_manifest(Path("bench") / "m.jsonl", [item])
+    row = json.loads(manifest.read_text())
+    assert row["image"] == "images/a.png"  # below the manifest: stays relative
+    assert row["reference_video"] == str((tmp_path / "videos" / "a.mp4").resolve())
+    monkeypatch.chdir(tmp_path / "videos")  # loading from elsewhere finds the same files
+    loaded = load_manifest(tmp_path / "bench" / "m.jsonl")[0]
+    assert Path(loaded.image).resolve() == (tmp_path / "bench" / "images" / "a.png").resolve()
+    assert Path(loaded.reference_video).is_file()
 
 
 def test_score_mode_on_true_videos(toy_benchmark, tmp_path):

@@ -35,10 +35,13 @@ class ManifestItem:
         if relative_to is not None:
             for key in _PATH_FIELDS:
                 if key in row:
+                    # Below the manifest's folder: relative (the tree moves together). Elsewhere: absolute, because
+                    # load_manifest reads a relative path against the manifest's folder, not the writer's cwd.
+                    absolute = Path(row[key]).resolve()
                     try:
-                        row[key] = str(Path(row[key]).resolve().relative_to(relative_to.resolve()))
+                        row[key] = str(absolute.relative_to(relative_to.resolve()))
                     except ValueError:
-                        pass
+                        row[key] = str(absolute)
         row.update(self.extra)
         return row
 
@@ -79,7 +82,8 @@ def load_manifest(path: str | Path) -> list[ManifestItem]:
 
 
 def write_manifest(path: str | Path, items: list[ManifestItem]) -> Path:
-    """Write items as JSONL; paths are stored relative to the manifest's folder when they lie below it."""
+    """Write items as JSONL; paths are stored relative to the manifest's folder when they lie below it, else absolute
+    (a cwd-relative path outside it would not load back)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(item.to_json(relative_to=path.parent)) for item in items]
