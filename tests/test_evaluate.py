@@ -71,6 +71,9 @@ def test_score_mode_on_true_videos(toy_benchmark, tmp_path):
     assert metrics["i1_mse"] < 5.0  # first frame of the true video vs the image cut from it
     assert paths["table"].read_text().startswith("| Method |")
     assert paths["per_sample"].is_file()
+    # Every toy prompt names a kind ("move left", "spin", ...): each video's measured kind is recorded.
+    assert metrics["num_kind"] == 4 and 0.0 <= metrics["motion_kind_accuracy"] <= 1.0
+    assert "kind_measured" in paths["per_sample"].read_text().splitlines()[0]
 
 
 def test_evaluate_all_from_pipeline_cli(toy_benchmark, toy_pipeline_dir, tmp_path):

@@ -6,6 +6,8 @@
 - :mod:`fyc.eval.fidelity`      — I1-MSE and background stillness (pixel scale [0, 255]).
 - :mod:`fyc.eval.regional`      — mask-aware motion metrics from optical flow (leakage, in-region magnitude, ...),
   with the allowed region ``first_frame`` / ``swept`` / ``tracked``.
+- :mod:`fyc.eval.motion_kind`   — which kind of motion (translate / rotate / grow / shrink / shake) a region made,
+  from an affine fit of its flow.
 - :mod:`fyc.eval.score`, :mod:`fyc.eval.runner` — score a manifest, write results.json / per_sample.csv / table.md.
 - :mod:`fyc.eval.protocols`     — the fyc30 template filler/validator and the MSR-VTT FVD manifest builder.
 - :mod:`fyc.eval.denoising`     — diagnostic: a pipeline's one-step x0 error by noise level vs copying its
@@ -24,6 +26,7 @@ _EXPORTS = {
     "regional_motion_metrics": "regional", "RegionalMotionMetrics": "regional", "motion_precision": "regional",
     "strength_spearman": "regional", "REGION_MODES": "regional", "allowed_region": "regional",
     "swept_region": "regional", "tracked_region": "regional",
+    "classify_motion_kind": "motion_kind", "motion_kind_scores": "motion_kind", "prompted_kind": "motion_kind",
     "denoising_errors": "denoising", "denoising_table": "denoising",
     "fill_fyc30_manifest": "protocols", "build_msrvtt_manifest": "protocols", "validate_benchmark_items": "protocols",
 }

@@ -25,6 +25,7 @@ DEFAULT_METRICS = (
     (PER_ITEM_SPEARMAN, "high"),
     ("direction_correct", "high"),
     ("direction_cosine", "high"),
+    ("kind_correct", "high"),
     ("in_region_magnitude", None),
     ("out_region_magnitude", "low"),
     ("background_stillness", "low"),

@@ -16,6 +16,7 @@ from fyc.eval.fvd import fvd_clip, videos_to_bcthw
 from fyc.eval.manifest import ManifestItem
 from fyc.eval.regional import (DEFAULT_MIN_MAGNITUDE, DIRECTION_COS_THRESHOLD, DIRECTIONS, REGION_MODES,
                                direction_cosine, regional_motion_metrics, strength_spearman)
+from fyc.eval.motion_kind import DEFAULT_KIND_DILATE_PX, classify_motion_kind, prompted_kind
 from fyc.motion import FlowEstimator
 
 # Paper Table 1 columns we can compute, in its order, plus our regional metrics.
@@ -30,6 +31,7 @@ TABLE_COLUMNS = (
     ("in_region_magnitude", "In-region motion"),
     ("strength_spearman", "Strength ρ ↑"),
     ("direction_accuracy", "Direction acc. ↑"),
+    ("motion_kind_accuracy", "Kind acc. ↑"),
 )
 
 
@@ -118,8 +120,13 @@ def score_items(items: list[ManifestItem], flow_backend: str = "farneback", flow
         if not mask.any():
             raise ValueError(f"{item.id}: mask {item.mask} is empty")
         row = {"id": item.id, "prompt": item.prompt, "strength": item.strength, "i1_mse": i1_mse(video[0], image)}
-        row.update(regional_motion_metrics(video, mask, flow, dilate_px=dilate_px, region=region,
+        video_flow = flow(video)
+        row.update(regional_motion_metrics(video, mask, None, dilate_px=dilate_px, region=region, flow=video_flow,
                                            reference_short_side=reference_short_side, min_magnitude=min_magnitude))
+        kind = prompted_kind(item.prompt)
+        if kind is not None:
+            row["kind_measured"] = classify_motion_kind(video_flow, mask, DEFAULT_KIND_DILATE_PX, min_magnitude)
+            row["kind_correct"] = float(row["kind_measured"] == kind)
         direction = prompted_direction(item.prompt)
         if direction is not None:
             cosine = direction_cosine(direction, (row["direction_dx"], row["direction_dy"]))
@@ -177,7 +184,7 @@ def _add_fvd_clips(metric, pending: dict, item: ManifestItem | None, video, cfg:
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Means of per-sample metrics, direction accuracy, and the strength Spearman over the set."""
+    """Means of per-sample metrics, direction and motion-kind accuracy, and the strength Spearman over the set."""
     summary = {"num_samples": len(rows)}
     for key in ("i1_mse", "background_stillness", "motion_leakage", "in_region_magnitude", "out_region_magnitude",
                 "motion_precision", "no_motion", "tem_consis", "text_align", "text_align_clip_s", "image_align"):
@@ -190,6 +197,10 @@ def summarize(rows: list[dict]) -> dict:
         # the mean cosine: same items, less coarse than the 45-degree hit rate when motions are sub-pixel
         summary["direction_cosine"] = float(np.mean([r["direction_cosine"] for r in rows if "direction_correct" in r]))
         summary["num_directional"] = len(directional)
+    kinds = [r["kind_correct"] for r in rows if "kind_correct" in r]
+    if kinds:  # fyc.eval.motion_kind: the measured kind of motion is the one the prompt names
+        summary["motion_kind_accuracy"] = float(np.mean(kinds))
+        summary["num_kind"] = len(kinds)
     with_strength = [r for r in rows if r.get("strength") is not None]
     if len(with_strength) >= 3:
         summary["strength_spearman"] = strength_spearman([r["strength"] for r in with_strength],

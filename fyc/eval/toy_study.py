@@ -67,6 +67,7 @@ STUDY_COLUMNS = (
     ("strength_spearman", "strength ρ pooled ↑", "high"),
     ("direction_accuracy", "direction acc. ↑", "high"),
     ("direction_accuracy_translate", "direction acc., translate set ↑", "high"),  # scripts/toy_study.py
+    ("motion_kind_accuracy", "motion-kind acc. ↑", "high"),
     ("in_region_magnitude", "in-region px/pair", None),
     ("out_region_magnitude", "out-region px/pair ↓", "low"),
     ("i1_mse", "I1-MSE ↓", "low"),
