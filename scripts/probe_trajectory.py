@@ -2,9 +2,9 @@
 (fyc/eval/trajectory.py)
 
 For each manifest item (e.g. the toy study's translate-only held-out set) the pipeline samples as evaluate.py does
-(item k seeded ``seed + k``), and the clean-video estimate of every step is decoded and scored like a sampled video:
-direction accuracy / cosine against the prompt, in- and out-of-region flow, leakage, and the pixel MSE of frames 1..
-to the true video (next to copying frame 0).
+(item k seeded ``seed + k``, a strength sweep's rows their first row's seed), and the clean-video estimate of every
+step is decoded and scored like a sampled video: direction accuracy / cosine against the prompt, in- and
+out-of-region flow, leakage, and the pixel MSE of frames 1.. to the true video (next to copying frame 0).
 
     python scripts/probe_trajectory.py --pipeline outputs/toy_study/runs/full/pipeline \
         --manifest outputs/toy_study/directional/benchmark/benchmark.jsonl --out outputs/toy_study/trajectory
@@ -29,7 +29,7 @@ from fyc.eval.score import prompted_direction
 from fyc.eval.trajectory import x0_trajectory
 from fyc.motion import FlowEstimator
 from fyc.pipelines import FollowYourClickPipeline
-from fyc.pipelines.generate import item_mask, load_image_uint8
+from fyc.pipelines.generate import item_mask, item_seeds, load_image_uint8
 
 MEAN_KEYS = ("direction_accuracy", "direction_cosine", "in_region_magnitude", "out_region_magnitude",
              "motion_leakage", "mse_to_truth")
@@ -79,7 +79,8 @@ def main() -> None:
     parser.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("T_MIN", "T_MAX"),
                         help="guidance only at timesteps in [T_MIN, T_MAX] (the pipeline's guidance_interval)")
     parser.add_argument("--eta", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=0, help="item k uses seed + k (as evaluate.py)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="item k of the manifest uses seed + k, as evaluate.py (fyc.pipelines.generate.item_seeds)")
     parser.add_argument("--flow", default="dis", help="flow backend of the metrics (fyc.motion.FlowEstimator)")
     parser.add_argument("--region", default="tracked", help="allowed region for leakage (fyc.eval.regional)")
     parser.add_argument("--dilate-px", type=int, default=1)
@@ -87,7 +88,9 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
-    items = [(k, item) for k, item in enumerate(load_manifest(args.manifest)) if prompted_direction(item.prompt)]
+    manifest = load_manifest(args.manifest)
+    items = [(item, item_seed) for item, item_seed in zip(manifest, item_seeds(manifest, args.seed))
+             if prompted_direction(item.prompt)]
     items = items[:args.items]
     if not items:
         raise ValueError(f"{args.manifest}: no item's prompt names a direction (left/right/up/down)")
@@ -96,7 +99,7 @@ def main() -> None:
     flow = FlowEstimator(args.flow, device=args.device)
     per_step_rows: dict[int, list[dict]] = {}
     timesteps, finals, copies, strips = {}, [], [], []
-    for k, item in tqdm(items, desc="trajectory", unit="video"):
+    for item, item_seed in tqdm(items, desc="trajectory", unit="video"):
         image = load_image_uint8(item.image)
         mask = item_mask(item, image)
         direction = prompted_direction(item.prompt)
@@ -105,7 +108,7 @@ def main() -> None:
         steps, video = x0_trajectory(pipeline, image, mask, item.prompt, item.strength, num_frames=args.num_frames,
                                      num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
                                      guidance_interval=args.guidance_interval, eta=args.eta,
-                                     generator=torch.Generator().manual_seed(args.seed + k))
+                                     generator=torch.Generator().manual_seed(item_seed))
         for s in steps:
             per_step_rows.setdefault(s["step"], []).append(score(to_uint8(s["x0"]), mask, direction, truth, flow, args))
             timesteps[s["step"]] = s["timestep"]

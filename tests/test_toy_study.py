@@ -33,6 +33,34 @@ def test_strength_sweep_items_scale_the_label_and_keep_the_group():
         strength_sweep_items([ManifestItem(id="b", image="b.png", prompt="spin")], [0.5, 1])
 
 
+def test_strength_sweep_rows_share_one_sampling_seed(toy_benchmark, tmp_path):
+    """Only the requested strength may differ between a sweep's rows: generate_videos gives them their first
+    row's seed (a model blind to the strength then makes identical videos and scores ρ = 0, not seed noise)."""
+    from types import SimpleNamespace
+
+    from fyc.pipelines.generate import generate_videos, item_seeds
+
+    items = load_manifest(toy_benchmark)[:2]
+    swept = strength_sweep_items(items, [0.5, 1, 2])
+    assert item_seeds(swept, 10) == [10, 10, 10, 13, 13, 13]
+    assert item_seeds(items, 10) == [10, 11]  # no sweep: item k uses seed + k, as before
+
+    calls = []
+
+    class RecordingPipeline:
+        def set_progress_bar_config(self, **kwargs):
+            pass
+
+        def __call__(self, image, strength, generator, num_frames, **kwargs):
+            calls.append((strength, generator.initial_seed()))
+            return SimpleNamespace(frames=[np.zeros((num_frames,) + image.shape, np.float32)])
+
+    done = generate_videos(RecordingPipeline(), swept, tmp_path / "videos", num_frames=2, seed=10)
+    assert [seed for _, seed in calls] == [10, 10, 10, 13, 13, 13]
+    assert len({strength for strength, _ in calls[:3]}) == 3
+    assert all(Path(item.video).is_file() for item in done)
+
+
 def test_per_item_spearman_is_within_each_group():
     # Within each item the measured motion follows the request perfectly, but item b moves 10x more overall:
     # pooled over items that mixes objects; per item it is exactly 1.
