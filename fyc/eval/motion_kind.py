@@ -70,8 +70,8 @@ def affine_flow_fit(flow, region_mask) -> tuple[np.ndarray, np.ndarray, float]:
 
 def motion_kind_scores(flow, region_mask, dilate_px: int = DEFAULT_KIND_DILATE_PX) -> dict[str, float]:
     """Score of each kind in :data:`MOTION_KINDS`, px per pair at the region's edge (module doc)."""
-    region = _region(_flow_numpy(flow), region_mask)
-    v, gradient, radius = affine_flow_fit(flow, dilate_mask(region, dilate_px))
+    flow = _flow_numpy(flow)
+    v, gradient, radius = affine_flow_fit(flow, dilate_mask(_region(flow, region_mask), dilate_px))
     drift = float(np.linalg.norm(v.mean(axis=0)))
     divergence = float((gradient[:, 0, 0] + gradient[:, 1, 1]).mean() / 2)
     rotation = float((gradient[:, 1, 0] - gradient[:, 0, 1]).mean() / 2)

@@ -16,7 +16,7 @@ from fyc.eval.fvd import fvd_clip, videos_to_bcthw
 from fyc.eval.manifest import ManifestItem
 from fyc.eval.regional import (DEFAULT_MIN_MAGNITUDE, DIRECTION_COS_THRESHOLD, DIRECTIONS, REGION_MODES,
                                direction_cosine, regional_motion_metrics, strength_spearman)
-from fyc.eval.motion_kind import DEFAULT_KIND_DILATE_PX, classify_motion_kind, prompted_kind
+from fyc.eval.motion_kind import classify_motion_kind, prompted_kind
 from fyc.motion import FlowEstimator
 
 # Paper Table 1 columns we can compute, in its order, plus our regional metrics.
@@ -125,7 +125,7 @@ def score_items(items: list[ManifestItem], flow_backend: str = "farneback", flow
                                            reference_short_side=reference_short_side, min_magnitude=min_magnitude))
         kind = prompted_kind(item.prompt)
         if kind is not None:
-            row["kind_measured"] = classify_motion_kind(video_flow, mask, DEFAULT_KIND_DILATE_PX, min_magnitude)
+            row["kind_measured"] = classify_motion_kind(video_flow, mask, min_magnitude=min_magnitude)
             row["kind_correct"] = float(row["kind_measured"] == kind)
         direction = prompted_direction(item.prompt)
         if direction is not None:
