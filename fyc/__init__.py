@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "FollowYourClickUNet": "fyc.models.unet",
-    "PixelAutoencoder": "fyc.models.pixel_autoencoder",
+    "PixelAutoencoder": "fyc.toy.pixel_autoencoder",
     "FollowYourClickPipeline": "fyc.pipelines.pipeline_fyc",
 }
 

@@ -14,18 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(cmd: list[str]) -> str:
-    print(f"\n$ {shlex.join(cmd)}", flush=True)
-    start = time.time()
-    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=None, text=True)
-    sys.stdout.write(proc.stdout)
-    if proc.returncode != 0:
-        raise SystemExit(f"step failed ({proc.returncode}): {shlex.join(cmd)}")
-    print(f"  ({time.time() - start:.0f} s)", flush=True)
-    return proc.stdout
+from fyc.steps import ROOT, run  # noqa: E402  (one documented step: echo it, run it, stop on failure)
 
 
 def printed(output: str, key: str) -> str:

@@ -4,7 +4,7 @@ python scripts/make_toy_benchmark.py --toy-root data/toy --split val --out data/
 """
 import argparse
 
-from fyc.eval.toy_benchmark import build_toy_benchmark
+from fyc.toy.benchmark import build_toy_benchmark
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from fyc.data.toy_world import TOY_VOCABULARY
+from fyc.toy.world import TOY_VOCABULARY
 from fyc.toy.components import ToyComponentsConfig, build_toy_components
 
 

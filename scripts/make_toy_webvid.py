@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fyc.data.toy_world import MOTION_KINDS, ToyWorldConfig, write_toy_webvid
+from fyc.toy.world import MOTION_KINDS, ToyWorldConfig, write_toy_webvid
 
 SPLIT_SEED_STRIDE = 1_000_000
 

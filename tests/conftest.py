@@ -19,7 +19,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session")
 def toy_root(tmp_path_factory) -> Path:
     """A toy world: 12 training and 4 held-out videos, 32x32, 8 frames."""
-    from fyc.data.toy_world import ToyWorldConfig, write_toy_webvid
+    from fyc.toy.world import ToyWorldConfig, write_toy_webvid
 
     root = tmp_path_factory.mktemp("toy")
     config = ToyWorldConfig(resolution=32, num_frames=8, speed_range=(0.5, 2.0))
@@ -31,7 +31,7 @@ def toy_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def toy_components(toy_root) -> Path:
     """Tiny random SD-1.5-layout components (unet, motion_adapter, vae, text_encoder, tokenizer)."""
-    from fyc.data.toy_world import TOY_VOCABULARY
+    from fyc.toy.world import TOY_VOCABULARY
     from fyc.toy.components import build_toy_components
 
     return build_toy_components(toy_root / "components", TOY_VOCABULARY)
@@ -65,7 +65,7 @@ def toy_pipeline_dir(toy_components, tmp_path_factory) -> Path:
     from transformers import CLIPTextModel, CLIPTokenizer
 
     from fyc.models.loading import load_fyc_unet
-    from fyc.models.pixel_autoencoder import PixelAutoencoder
+    from fyc.toy.pixel_autoencoder import PixelAutoencoder
     from fyc.models.schedulers import make_sampling_scheduler
     from fyc.pipelines import FollowYourClickPipeline
 
@@ -86,6 +86,6 @@ def toy_pipeline_dir(toy_components, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def toy_benchmark(toy_root) -> Path:
     """The toy benchmark manifest over the held-out split (4 items)."""
-    from fyc.eval.toy_benchmark import build_toy_benchmark
+    from fyc.toy.benchmark import build_toy_benchmark
 
     return build_toy_benchmark(toy_root, "val", toy_root / "benchmark", resolution=32, num_frames=8)

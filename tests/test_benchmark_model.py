@@ -1,4 +1,4 @@
-"""scripts/benchmark_model.py: several FYC settings against the plain model in one run (analytic mode, no GPU)."""
+"""benchmarks/benchmark_model.py: several FYC settings against the plain model in one run (analytic mode, no GPU)."""
 from __future__ import annotations
 
 import re
@@ -9,7 +9,7 @@ from conftest import ROOT
 
 
 def test_benchmark_reports_a_ratio_per_fyc_setting():
-    cmd = [sys.executable, "scripts/benchmark_model.py", "--config", "tiny", "--device", "meta",
+    cmd = [sys.executable, "benchmarks/benchmark_model.py", "--config", "tiny", "--device", "meta",
            "--ma-query-group-size", "0", "64", "--ma-checkpointing", "on", "off"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -22,7 +22,7 @@ def test_benchmark_reports_a_ratio_per_fyc_setting():
 def test_benchmark_compiles_both_models():
     # aot_eager traces forward and backward through dynamo/AOTAutograd like inductor does, without code generation,
     # so this checks the --compile path (and that neither model breaks the graph) in seconds on a CPU.
-    cmd = [sys.executable, "scripts/benchmark_model.py", "--config", "tiny", "--device", "cpu", "--threads", "1",
+    cmd = [sys.executable, "benchmarks/benchmark_model.py", "--config", "tiny", "--device", "cpu", "--threads", "1",
            "--height", "32", "--width", "32", "--frames", "4", "--steps", "1", "--warmup", "1", "--rounds", "1",
            "--compile", "default", "--compile-backend", "aot_eager"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)

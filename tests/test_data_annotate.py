@@ -13,7 +13,7 @@ import torch
 
 from fyc.data.annotate import (AnnotateConfig, annotate_motion, label_grid, pack_mask, parse_shard, parts_dir,
                                read_sidecar, read_sidecar_metadata, sidecar_stats, unpack_mask)
-from fyc.data.toy_world import ToyWorldConfig, read_toy_truth, write_toy_webvid
+from fyc.toy.world import ToyWorldConfig, read_toy_truth, write_toy_webvid
 from fyc.data.video_io import read_video, write_video
 from fyc.data.webvid import WebVidDataset
 

@@ -1,4 +1,4 @@
-"""scripts/benchmark_data.py runs end to end on a tiny toy world and reports what it promises."""
+"""benchmarks/benchmark_data.py runs end to end on a tiny toy world and reports what it promises."""
 from __future__ import annotations
 
 import json

@@ -13,7 +13,7 @@ import torch
 from fyc.data.annotate import AnnotateConfig, annotate_motion
 from fyc.data.datamodule import EpochLoader, VideoDataModule
 from fyc.data.shards import WebVidShardDataset, assign_shards, write_shards
-from fyc.data.toy_world import ToyWorldConfig, write_toy_webvid
+from fyc.toy.world import ToyWorldConfig, write_toy_webvid
 from fyc.data.video_io import write_video
 from fyc.data.webvid import WebVidDataset
 

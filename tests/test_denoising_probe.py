@@ -1,4 +1,4 @@
-"""The one-step denoising probe (fyc/eval/denoising.py, scripts/probe_denoising.py) on the tiny toy pipeline."""
+"""The one-step denoising probe (fyc/research/denoising.py, research/probe_denoising.py) on the tiny toy pipeline."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fyc.data import WebVidDataset
-from fyc.eval.denoising import denoising_errors, denoising_table, encode_clip, merge_rows, prompt_variant
+from fyc.research.denoising import denoising_errors, denoising_table, encode_clip, merge_rows, prompt_variant
 from fyc.pipelines import FollowYourClickPipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,7 +102,7 @@ def test_real_unet_rows_table_and_merge(pipeline_and_batch):
 def test_probe_script(toy_pipeline_dir, toy_root, tmp_path):
     out = tmp_path / "probe"
     proc = subprocess.run(
-        [sys.executable, "scripts/probe_denoising.py", "--pipeline", str(toy_pipeline_dir), "--csv",
+        [sys.executable, "research/probe_denoising.py", "--pipeline", str(toy_pipeline_dir), "--csv",
          str(toy_root / "val.csv"), "--frames", "8", "--resolution", "32", "--clips", "3", "--batch", "2",
          "--timesteps", "999", "250", "--prompt", "opposite", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300)

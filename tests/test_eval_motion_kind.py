@@ -1,5 +1,5 @@
 """fyc.eval.motion_kind: the affine fit on exact flow fields, the prompt → kind mapping, and the classifier on the
-true toy videos (scripts/motion_kind_oracle.py)."""
+true toy videos (research/motion_kind_oracle.py)."""
 from __future__ import annotations
 
 import subprocess

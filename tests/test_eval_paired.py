@@ -28,7 +28,7 @@ def test_paired_difference_is_the_mean_and_standard_error_over_shared_items():
 
 
 def test_paired_difference_reads_csv_text_and_refuses_disjoint_items():
-    # scripts/toy_study.py's read_rows keeps most columns as text
+    # research/toy_study.py's read_rows keeps most columns as text
     d = paired_difference(rows({"x": "0.25", "y": "0.5"}), rows({"x": "0.5", "y": "0.75"}), "motion_leakage")
     assert d.diff == pytest.approx(0.25) and d.se == 0.0 and d.z == math.inf and d.resolved()
     with pytest.raises(ValueError, match="motion_leakage.*same manifest"):
@@ -79,10 +79,10 @@ def test_compare_runs_script_writes_the_table(tmp_path):
     b = write_csv(tmp_path / "b.csv", [{"id": f"i{k}", "direction_correct": 0.0} for k in range(8)])
     assert read_per_sample(b)[0] == {"id": "i0", "direction_correct": 0.0}
     out = tmp_path / "cmp" / "table.md"
-    proc = subprocess.run([sys.executable, "scripts/compare_runs.py", str(a_dir), str(b), "--names", "full", "no_ma",
+    proc = subprocess.run([sys.executable, "research/compare_runs.py", str(a_dir), str(b), "--names", "full", "no_ma",
                            "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert out.read_text() in proc.stdout and "| direction_correct | 8 | 0.5 | 0 | -0.5 |" in out.read_text()
-    proc = subprocess.run([sys.executable, "scripts/compare_runs.py", str(a_dir), str(tmp_path / "missing")],
+    proc = subprocess.run([sys.executable, "research/compare_runs.py", str(a_dir), str(tmp_path / "missing")],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "missing: expected evaluate.py's per_sample.csv" in proc.stderr

@@ -6,7 +6,7 @@ import torch
 from diffusers import MotionAdapter, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from fyc.models.pixel_autoencoder import PixelAutoencoder
+from fyc.toy.pixel_autoencoder import PixelAutoencoder
 from fyc.toy.tokenizer import build_word_tokenizer
 
 

@@ -1,4 +1,4 @@
-"""The toy study's evaluation pieces (fyc/eval/toy_study.py) and scripts/toy_study.py end to end (tiny)."""
+"""The toy study's evaluation pieces (fyc/research/toy_study.py) and research/toy_study.py end to end (tiny)."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,7 @@ import pytest
 from fyc.data.annotate import read_sidecar
 from fyc.data.video_io import read_video
 from fyc.eval.manifest import ManifestItem, load_manifest
-from fyc.eval.toy_study import oracle_items, per_item_spearman, strength_sweep_items, study_table
+from fyc.research.toy_study import oracle_items, per_item_spearman, strength_sweep_items, study_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,7 +94,7 @@ def test_oracle_items_are_the_true_videos_at_the_generated_size(toy_benchmark, t
 def test_toy_study_script_runs_two_variants(tmp_path):
     out = tmp_path / "study"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "scripts/toy_study.py", "--out", str(out), "--variants", "full", "no_strength_embedding",
+    cmd = [sys.executable, "research/toy_study.py", "--out", str(out), "--variants", "full", "no_strength_embedding",
            "--train-videos", "8", "--val-videos", "2", "--steps", "4", "--eval-steps", "2", "--factors", "0.5", "1",
            "--directional-videos", "2", "--balanced-translation", "--video-frames", "8",
            "--parallel", "2", "--",  # both variants train at once, each logging to <run>/train.out
@@ -146,7 +146,7 @@ def test_toy_study_script_runs_two_variants(tmp_path):
 
 
 def test_every_toy_study_variant_composes(tmp_path):
-    """scripts/toy_study.py's variants compose on experiment=toy_study and change what they name: the study's full
+    """research/toy_study.py's variants compose on experiment=toy_study and change what they name: the study's full
     model denoises the residual to the first frame, no_first_frame_residual the video latent (the paper's way)."""
     from omegaconf import OmegaConf
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fyc.data.toy_world import (COLOURS, DIRECTIONS, MOTION_KINDS, TOY_VOCABULARY, ToyWorldConfig, mask_to_rle,
+from fyc.toy.world import (COLOURS, DIRECTIONS, MOTION_KINDS, TOY_VOCABULARY, ToyWorldConfig, mask_to_rle,
                                 read_toy_truth, render_toy_video, rle_to_mask, write_toy_webvid)
 from fyc.data.video_io import read_video, video_info
 

@@ -1,4 +1,4 @@
-"""The sampling-trajectory probe (fyc/eval/trajectory.py, scripts/probe_trajectory.py) on the tiny toy pipeline."""
+"""The sampling-trajectory probe (fyc/research/trajectory.py, research/probe_trajectory.py) on the tiny toy pipeline."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from fyc.eval.manifest import load_manifest, write_manifest
-from fyc.eval.trajectory import x0_trajectory
+from fyc.research.trajectory import x0_trajectory
 from fyc.pipelines import FollowYourClickPipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +88,7 @@ def test_probe_script(toy_pipeline_dir, toy_benchmark, tmp_path):
     manifest = write_manifest(tmp_path / "directional.jsonl", items)
     out = tmp_path / "trajectory"
     proc = subprocess.run(
-        [sys.executable, "scripts/probe_trajectory.py", "--pipeline", str(toy_pipeline_dir), "--manifest",
+        [sys.executable, "research/probe_trajectory.py", "--pipeline", str(toy_pipeline_dir), "--manifest",
          str(manifest), "--num-inference-steps", "3", "--flow", "farneback", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -100,7 +100,7 @@ def test_probe_script(toy_pipeline_dir, toy_benchmark, tmp_path):
     # No directional item at all is a clear error.
     items[0].prompt = "spin"
     write_manifest(manifest, items)
-    proc = subprocess.run([sys.executable, "scripts/probe_trajectory.py", "--pipeline", str(toy_pipeline_dir),
+    proc = subprocess.run([sys.executable, "research/probe_trajectory.py", "--pipeline", str(toy_pipeline_dir),
                            "--manifest", str(manifest), "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode != 0 and "no item's prompt names a direction" in proc.stderr

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fyc.data.sampling import TooFewFramesError, requested_stride, sample_frame_indices
-from fyc.data.toy_world import ToyWorldConfig, read_toy_truth, write_toy_webvid
+from fyc.toy.world import ToyWorldConfig, read_toy_truth, write_toy_webvid
 from fyc.data.video_io import read_video, write_video
 from fyc.data.webvid import WebVidDataset
 

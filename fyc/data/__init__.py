@@ -1,7 +1,7 @@
 """Data: video files, frame sampling, the WebVid dataset (on-the-fly or sidecar motion labels), offline motion
-annotation, short motion prompts, WebDataset shards, the toy world generator.
+annotation, short motion prompts, WebDataset shards. (The toy world's generator is :mod:`fyc.toy.world`.)
 
-Exports resolve lazily (PEP 562) so that e.g. the toy-world CLI does not pay for importing Lightning.
+Exports resolve lazily (PEP 562) so that e.g. a data CLI does not pay for importing Lightning.
 """
 from __future__ import annotations
 
@@ -32,15 +32,6 @@ _EXPORTS = {
     "make_motion_prompts": "fyc.data.motion_prompts",
     "write_shards": "fyc.data.shards",
     "WebVidShardDataset": "fyc.data.shards",
-    "TOY_VOCABULARY": "fyc.data.toy_world",
-    "ToyWorldConfig": "fyc.data.toy_world",
-    "ToyVideo": "fyc.data.toy_world",
-    "ToyObject": "fyc.data.toy_world",
-    "render_toy_video": "fyc.data.toy_world",
-    "write_toy_webvid": "fyc.data.toy_world",
-    "read_toy_truth": "fyc.data.toy_world",
-    "mask_to_rle": "fyc.data.toy_world",
-    "rle_to_mask": "fyc.data.toy_world",
 }
 
 __all__ = sorted(_EXPORTS)

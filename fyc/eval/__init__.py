@@ -10,8 +10,6 @@
   from an affine fit of its flow.
 - :mod:`fyc.eval.score`, :mod:`fyc.eval.runner` — score a manifest, write results.json / per_sample.csv / table.md.
 - :mod:`fyc.eval.protocols`     — the fyc30 template filler/validator and the MSR-VTT FVD manifest builder.
-- :mod:`fyc.eval.denoising`     — diagnostic: a pipeline's one-step x0 error by noise level vs copying its
-  conditioning (takes the pipeline object; imports no model code).
 
 The names below are loaded on first access, so ``import fyc.eval.manifest`` stays light (no torchmetrics/scipy).
 """
@@ -27,7 +25,6 @@ _EXPORTS = {
     "strength_spearman": "regional", "REGION_MODES": "regional", "allowed_region": "regional",
     "swept_region": "regional", "tracked_region": "regional",
     "classify_motion_kind": "motion_kind", "motion_kind_scores": "motion_kind", "prompted_kind": "motion_kind",
-    "denoising_errors": "denoising", "denoising_table": "denoising",
     "fill_fyc30_manifest": "protocols", "build_msrvtt_manifest": "protocols", "validate_benchmark_items": "protocols",
 }
 __all__ = sorted(_EXPORTS)

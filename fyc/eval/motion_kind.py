@@ -13,8 +13,8 @@ region's edge it implies (``R`` = the region's RMS radius × √2, the radius of
 - ``grow`` / ``shrink`` — ``max(±mean_t div_t, 0) · R``.
 
 The measured kind is the highest score, or ``"still"`` when no score exceeds ``min_magnitude``. The toy world's
-kinds (``fyc.data.toy_world``: translate / rotate "spin" / grow / shrink / shake) are these five; on its true
-videos the classifier's accuracy is the floor a model can reach (``scripts/motion_kind_oracle.py``). Inputs as in
+kinds (``fyc.toy.world``: translate / rotate "spin" / grow / shrink / shake) are these five; on its true
+videos the classifier's accuracy is the floor a model can reach (``research/motion_kind_oracle.py``). Inputs as in
 :mod:`fyc.eval.regional`: flow float ``(F-1, 2, H, W)`` px per pair (channel 0 = dx right, 1 = dy down), region
 bool ``(H, W)``.
 """

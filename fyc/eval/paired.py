@@ -17,9 +17,9 @@ import numpy as np
 
 from fyc.eval.regional import strength_spearman
 
-SWEEP_KEY = "sweep_of"  # the item id a swept row belongs to (fyc.eval.toy_study.strength_sweep_items)
+SWEEP_KEY = "sweep_of"  # the item id a swept row belongs to (fyc.research.toy_study.strength_sweep_items)
 PER_ITEM_SPEARMAN = "strength_spearman_per_item"  # not a column: Spearman within each sweep group
-# What scripts/compare_runs.py compares when not told (each only where both files have it); "low"/"high" is better.
+# What research/compare_runs.py compares when not told (each only where both files have it); "low"/"high" is better.
 DEFAULT_METRICS = (
     ("motion_leakage", "low"),
     (PER_ITEM_SPEARMAN, "high"),

@@ -32,7 +32,7 @@ def item_mask(item: ManifestItem, image: np.ndarray) -> np.ndarray:
 
 def item_seeds(items: list[ManifestItem], seed: int = 0) -> list[int]:
     """Sampling seed of each item: ``seed + k`` for the k-th item, except that the rows of one strength sweep
-    (same ``sweep_of``, :func:`fyc.eval.toy_study.strength_sweep_items`) all take the seed of the sweep's first row,
+    (same ``sweep_of``, :func:`fyc.research.toy_study.strength_sweep_items`) all take the seed of the sweep's first row,
     so that only the requested strength differs between them (before 2026-12-03 each row had its own seed, and
     the per-item strength Spearman also measured the seed's noise)."""
     first_row: dict[str, int] = {}

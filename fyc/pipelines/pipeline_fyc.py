@@ -45,8 +45,8 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 # diffusers resolves a saved pipeline's components by the module path in model_index.json ("fyc.models.unet",
-# "fyc.models.pixel_autoencoder") and refuses modules that are not imported yet: import them with the pipeline.
-import fyc.models.pixel_autoencoder  # noqa: E402,F401
+# "fyc.toy.pixel_autoencoder") and refuses modules that are not imported yet: import them with the pipeline.
+import fyc.toy.pixel_autoencoder  # noqa: E402,F401
 import fyc.models.unet  # noqa: E402,F401
 from fyc.pipelines.click_to_mask import RegionGrowSegmenter
 

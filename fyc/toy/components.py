@@ -3,7 +3,7 @@
 ``<root>/{unet, vae, text_encoder, tokenizer}`` mirror ``stable-diffusion-v1-5/stable-diffusion-v1-5`` and
 ``<root>/motion_adapter`` mirrors an AnimateDiff ``MotionAdapter`` repo, so training and sampling load them with
 the very calls that load real weights (``from_pretrained(<dir or hub id>, subfolder=...)``).
-The VAE is the exact :class:`~fyc.models.pixel_autoencoder.PixelAutoencoder` (a random AutoencoderKL does not
+The VAE is the exact :class:`~fyc.toy.pixel_autoencoder.PixelAutoencoder` (a random AutoencoderKL does not
 reconstruct, see ``docs/environment`` notes).
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from diffusers import MotionAdapter, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from fyc.models.pixel_autoencoder import PixelAutoencoder
+from fyc.toy.pixel_autoencoder import PixelAutoencoder
 from fyc.toy.tokenizer import build_word_tokenizer
 
 

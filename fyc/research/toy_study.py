@@ -1,4 +1,4 @@
-"""The toy study's evaluation pieces (scripts/toy_study.py runs them; docs/toy_study.md reports them).
+"""The toy study's evaluation pieces (research/toy_study.py runs them; docs/toy_study.md reports them).
 
 - :func:`strength_sweep_items`: each held-out toy item at several requested strengths (multiples of its true label);
 - :func:`oracle_items`: the true toy videos at the generated size, scored like generated ones — the floor every
@@ -66,7 +66,7 @@ STUDY_COLUMNS = (
     ("strength_spearman_per_item", "strength ρ per item ↑", "high"),
     ("strength_spearman", "strength ρ pooled ↑", "high"),
     ("direction_accuracy", "direction acc. ↑", "high"),
-    ("direction_accuracy_translate", "direction acc., translate set ↑", "high"),  # scripts/toy_study.py
+    ("direction_accuracy_translate", "direction acc., translate set ↑", "high"),  # research/toy_study.py
     ("motion_kind_accuracy", "motion-kind acc. ↑", "high"),
     ("in_region_magnitude", "in-region px/pair", None),
     ("out_region_magnitude", "out-region px/pair ↓", "low"),

@@ -1,15 +1,15 @@
 """The toy study: train the full model and its ablations on the toy world, evaluate each on held-out seeds.
 
-    python scripts/toy_study.py --out outputs/toy_study            # all variants, docs/toy_study.md's setting
-    python scripts/toy_study.py --steps 50 --val-videos 4 ...      # a smoke run
-    python scripts/toy_study.py --out outputs/toy_study_gpu --experiment toy_study_gpu --parallel 5 \
+    python research/toy_study.py --out outputs/toy_study            # all variants, docs/toy_study.md's setting
+    python research/toy_study.py --steps 50 --val-videos 4 ...      # a smoke run
+    python research/toy_study.py --out outputs/toy_study_gpu --experiment toy_study_gpu --parallel 5 \
         --train-videos 1000 --val-videos 32                          # one GPU: all five variants train at once
 
 Every step is a documented command of its own (printed as it runs): make_toy_webvid / make_toy_components /
 ``train.py experiment=toy_study ablation=<variant>`` / make_toy_benchmark / ``evaluate.py`` (on a strength sweep of
 the held-out split, and on a translate-only held-out set for direction accuracy). A rerun skips the
 trainings and evaluations whose outputs exist (``--fresh`` redoes them). Writes ``<out>/results.json``,
-``<out>/report.md`` (the table) and ``<out>/strength_sweep.png``. Metrics: see fyc/eval/toy_study.py; the same
+``<out>/report.md`` (the table) and ``<out>/strength_sweep.png``. Metrics: see fyc/research/toy_study.py; the same
 metrics on the true toy videos ("oracle") are the floor a perfect model reaches on this benchmark.
 """
 from __future__ import annotations
@@ -24,12 +24,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from demo import ROOT, run  # scripts/demo.py: run one documented step, echo it, stop on failure
-
 from fyc.eval.manifest import load_manifest, write_manifest
 from fyc.eval.paired import PER_ITEM_SPEARMAN, paired_difference
 from fyc.eval.score import score_items, summarize
-from fyc.eval.toy_study import oracle_items, per_item_spearman, strength_sweep_items, study_table
+from fyc.steps import ROOT, run
+from fyc.research.toy_study import oracle_items, per_item_spearman, strength_sweep_items, study_table
 
 # variant -> (config overrides, the metric its component exists for, the better direction of that metric)
 VARIANTS = {
@@ -210,7 +209,7 @@ def main() -> None:
     results = {"variants": summaries, "verdicts": verdicts, "train_seconds": timings,
                "settings": {**vars(args), "out": str(out)}}
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
-    report = ["# Toy study", "", f"`{shlex.join(['python', 'scripts/toy_study.py', *sys.argv[1:]])}`", "",
+    report = ["# Toy study", "", f"`{shlex.join(['python', 'research/toy_study.py', *sys.argv[1:]])}`", "",
               study_table(summaries), "", "Ablation vs full on the metric its component exists for:", ""]
     report += [verdict_line(name, v) for name, v in verdicts.items()
                if v["full"] is not None and v["ablation"] is not None]

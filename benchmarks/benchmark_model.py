@@ -25,10 +25,10 @@ weights and inputs there (autocast does not apply to meta tensors). Time itself 
 proxy, and small-op overheads (norms, copies, launches) are not counted.
 
 Examples:
-    python scripts/benchmark_model.py --config tiny --threads 1
-    python scripts/benchmark_model.py --config sd15 --device meta --dtype bfloat16
-    python scripts/benchmark_model.py --config sd15 --device cuda --dtype bfloat16 --gradient-checkpointing
-    python scripts/benchmark_model.py --config sd15 --device cuda --dtype bfloat16 --compile reduce-overhead --rounds 1
+    python benchmarks/benchmark_model.py --config tiny --threads 1
+    python benchmarks/benchmark_model.py --config sd15 --device meta --dtype bfloat16
+    python benchmarks/benchmark_model.py --config sd15 --device cuda --dtype bfloat16 --gradient-checkpointing
+    python benchmarks/benchmark_model.py --config sd15 --device cuda --dtype bfloat16 --compile reduce-overhead --rounds 1
 """
 
 from __future__ import annotations

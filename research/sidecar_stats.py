@@ -1,6 +1,6 @@
 """Summaries of motion sidecars (scripts/annotate_motion.py): rows per status, mask coverage and strength spread.
 
-    python scripts/sidecar_stats.py outputs/toy_study/toy/train.object.motion.parquet outputs/toy_study/toy/train.motion.parquet
+    python research/sidecar_stats.py outputs/toy_study/toy/train.object.motion.parquet outputs/toy_study/toy/train.motion.parquet
 
 Prints a markdown table (one row per sidecar), e.g. to compare the Eq. 2 flow mask with object masks on the same
 videos (docs/toy_study.md), or to check a WebVid shard's labels before training.

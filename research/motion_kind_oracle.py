@@ -1,12 +1,12 @@
 """How well does the motion-kind classifier (fyc/eval/motion_kind.py) read the *true* toy videos?
 
-Renders held-out toy scenes with one moving object of each kind (fyc.data.toy_world, no files), cuts and resizes
+Renders held-out toy scenes with one moving object of each kind (fyc.toy.world, no files), cuts and resizes
 them as the toy study's benchmark does, estimates flow, classifies the moving object's motion from its frame-0
 mask, and prints the confusion matrix (rows = true kind, columns = measured). Its accuracy is the ceiling a model's
 motion-kind accuracy can reach on that benchmark.
 
-    python scripts/motion_kind_oracle.py                       # 40 scenes per kind, 64-px world, 8 frames at 32 px
-    python scripts/motion_kind_oracle.py --per-kind 10 --out outputs/motion_kind_oracle.md
+    python research/motion_kind_oracle.py                       # 40 scenes per kind, 64-px world, 8 frames at 32 px
+    python research/motion_kind_oracle.py --per-kind 10 --out outputs/motion_kind_oracle.md
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from fyc.data.toy_world import MOTION_KINDS, ToyWorldConfig, render_toy_video
+from fyc.toy.world import MOTION_KINDS, ToyWorldConfig, render_toy_video
 from fyc.eval.motion_kind import DEFAULT_KIND_DILATE_PX, STILL, classify_motion_kind
 from fyc.eval.regional import resize_mask
 from fyc.motion import FlowEstimator
@@ -69,7 +69,7 @@ def main() -> None:
     print(table)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        command = " ".join(["python scripts/motion_kind_oracle.py", *sys.argv[1:]])
+        command = " ".join(["python research/motion_kind_oracle.py", *sys.argv[1:]])
         args.out.write_text(f"`{command}`\n\n" + table)
 
 

@@ -4,7 +4,7 @@ At every sampling step the pipeline's guided v-prediction implies a clean-video 
 ``x0 = sqrt(a_t) x_t - sqrt(1 - a_t) v`` (``a_t`` = the scheduler's ``alphas_cumprod[t]``). Decoding these
 estimates and scoring their motion (flow direction, in-region magnitude) step by step shows whether the direction
 the prompt asks for is present early and lost later (a sampler / guidance problem) or never there (the model).
-``scripts/probe_trajectory.py`` runs this over a benchmark manifest.
+``research/probe_trajectory.py`` runs this over a benchmark manifest.
 """
 from __future__ import annotations
 

@@ -2,11 +2,11 @@
 mean difference B − A over the shared items ± its standard error, and whether it is beyond noise
 (``fyc/eval/paired.py``; docs/toy_study.md uses it for every ablation verdict).
 
-    python scripts/compare_runs.py outputs/study/eval/full outputs/study/eval/no_ma --names full no_ma
-    python scripts/compare_runs.py A/per_sample.csv B/per_sample.csv --metrics motion_leakage i1_mse --out cmp.md
+    python research/compare_runs.py outputs/study/eval/full outputs/study/eval/no_ma --names full no_ma
+    python research/compare_runs.py A/per_sample.csv B/per_sample.csv --metrics motion_leakage i1_mse --out cmp.md
 
 A directory stands for its per_sample.csv. ``strength_spearman_per_item`` is computed per sweep group (rows sharing
-``sweep_of``, as written by scripts/toy_study.py's strength sweep).
+``sweep_of``, as written by research/toy_study.py's strength sweep).
 """
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
 """Where along the sampling trajectory does a sampled video get (or lose) its prompted direction?
-(fyc/eval/trajectory.py)
+(fyc/research/trajectory.py)
 
 For each manifest item (e.g. the toy study's translate-only held-out set) the pipeline samples as evaluate.py does
 (item k seeded ``seed + k``, a strength sweep's rows their first row's seed), and the clean-video estimate of every
 step is decoded and scored like a sampled video: direction accuracy / cosine against the prompt, in- and
 out-of-region flow, leakage, and the pixel MSE of frames 1.. to the true video (next to copying frame 0).
 
-    python scripts/probe_trajectory.py --pipeline outputs/toy_study/runs/full/pipeline \
+    python research/probe_trajectory.py --pipeline outputs/toy_study/runs/full/pipeline \
         --manifest outputs/toy_study/directional/benchmark/benchmark.jsonl --out outputs/toy_study/trajectory
 
 Writes ``<out>/trajectory.json``, ``<out>/trajectory.md`` (the per-step table) and ``<out>/trajectory.png`` (the
@@ -26,7 +26,7 @@ from fyc.data.video_io import read_video
 from fyc.eval.manifest import load_manifest
 from fyc.eval.regional import DIRECTION_COS_THRESHOLD, direction_cosine, regional_motion_metrics
 from fyc.eval.score import prompted_direction
-from fyc.eval.trajectory import x0_trajectory
+from fyc.research.trajectory import x0_trajectory
 from fyc.motion import FlowEstimator
 from fyc.pipelines import FollowYourClickPipeline
 from fyc.pipelines.generate import item_mask, item_seeds, load_image_uint8

@@ -1,9 +1,9 @@
 """One-step denoising error of a trained pipeline by noise level, next to copying its conditioning
-(fyc/eval/denoising.py). Tells undertraining from a sampler problem: if the x0 error at a timestep is above the
+(fyc/research/denoising.py). Tells undertraining from a sampler problem: if the x0 error at a timestep is above the
 "copy" column the model has not learned to use its first-frame input there, and a sampled video picks up noise at
 those steps whatever the sampler does.
 
-    python scripts/probe_denoising.py --pipeline outputs/toy_study/runs/full/pipeline \
+    python research/probe_denoising.py --pipeline outputs/toy_study/runs/full/pipeline \
         --csv outputs/toy_study/toy/val.csv --frames 8 --resolution 32 --out outputs/toy_study/denoising
 
 Writes ``<out>/denoising.json`` and ``<out>/denoising.md`` and prints the table.
@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from fyc.data import WebVidDataset
-from fyc.eval.denoising import DEFAULT_TIMESTEPS, denoising_errors, denoising_table, merge_rows, prompt_variant
+from fyc.research.denoising import DEFAULT_TIMESTEPS, denoising_errors, denoising_table, merge_rows, prompt_variant
 from fyc.pipelines import FollowYourClickPipeline
 
 
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, nargs="+", default=list(DEFAULT_TIMESTEPS))
     parser.add_argument("--motion-labels", default="flow",
                         help="mask and strength of each clip: 'flow' (Eq. 2 on the fly) or a sidecar parquet, e.g. the "
-                        "object-mask one scripts/toy_study.py trains on (annotate_motion.py --start first --mask-file)")
+                        "object-mask one research/toy_study.py trains on (annotate_motion.py --start first --mask-file)")
     parser.add_argument("--prompt", default="given", choices=["given", "opposite", "empty"],
                         help="the short prompt as is, with left/right/up/down swapped, or empty (does the model read "
                         "the direction from the text?)")

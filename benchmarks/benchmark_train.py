@@ -13,8 +13,8 @@ Configs:
   conv_in, strength embedding; spatial frozen).
 
 Examples:
-    OMP_NUM_THREADS=1 python scripts/benchmark_train.py --config tiny --device cpu --threads 1
-    python scripts/benchmark_train.py --config sd15 --resolution 256 512 --frames 16 --device cuda --bf16 --grad-ckpt
+    OMP_NUM_THREADS=1 python benchmarks/benchmark_train.py --config tiny --device cpu --threads 1
+    python benchmarks/benchmark_train.py --config sd15 --resolution 256 512 --frames 16 --device cuda --bf16 --grad-ckpt
 """
 from __future__ import annotations
 
@@ -39,9 +39,9 @@ def build_tiny(tmp: Path):
     """Toy components written and loaded the way train.py loads them (experiment=toy)."""
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    from fyc.data.toy_world import TOY_VOCABULARY
+    from fyc.toy.world import TOY_VOCABULARY
     from fyc.models.loading import load_fyc_unet
-    from fyc.models.pixel_autoencoder import PixelAutoencoder
+    from fyc.toy.pixel_autoencoder import PixelAutoencoder
     from fyc.toy.components import build_toy_components
 
     root = build_toy_components(tmp / "components", TOY_VOCABULARY)
@@ -57,7 +57,7 @@ def build_sd15(tmp: Path):
     from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from fyc.data.toy_world import TOY_VOCABULARY
+    from fyc.toy.world import TOY_VOCABULARY
     from fyc.models.unet import FollowYourClickUNet
     from fyc.toy.tokenizer import build_word_tokenizer
 

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from fyc.data.toy_world import read_toy_truth
+from fyc.toy.world import read_toy_truth
 from fyc.data.video_io import read_video
 from fyc.eval.manifest import ManifestItem, write_manifest
 from fyc.motion import FlowEstimator, motion_label_from_flow
