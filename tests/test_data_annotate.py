@@ -145,7 +145,7 @@ def test_object_masks_replace_the_flow_mask_and_keep_the_flow_strength(toy, tmp_
     assert stats["object"]["ok"] == stats["object"]["rows"] == len(flow)
     assert stats["flow"]["mask_coverage"]["mean"] > 2 * stats["object"]["mask_coverage"]["mean"] > 0
     assert stats["object"]["strength"] == pytest.approx(stats["flow"]["strength"])
-    main = runpy.run_path(str(Path(__file__).parents[1] / "scripts" / "sidecar_stats.py"))["main"]
+    main = runpy.run_path(str(Path(__file__).parents[1] / "research" / "sidecar_stats.py"))["main"]
     main([str(tmp_path / "flow.parquet"), str(tmp_path / "object.parquet")])
     table = capsys.readouterr().out.splitlines()
     assert "Eq. 2 flow (farneback)" in table[2] and "{page_dir}/{videoid}_mask.png" in table[3]

@@ -152,7 +152,7 @@ def test_every_toy_study_variant_composes(tmp_path):
 
     from conftest import compose
 
-    sys.path.insert(0, str(ROOT / "scripts"))
+    sys.path.insert(0, str(ROOT / "research"))
     try:
         from toy_study import ABLATIONS, VARIANTS
     finally:
