@@ -25,33 +25,22 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from fyc.eval.manifest import load_manifest, write_manifest
-from fyc.eval.paired import PER_ITEM_SPEARMAN, paired_difference
+from fyc.eval.paired import paired_difference
 from fyc.eval.score import score_items, summarize
 from fyc.steps import ROOT, run
-from fyc.research.toy_study import oracle_items, per_item_spearman, strength_sweep_items, study_table
+from fyc.research.toy_study import (ablation_table, load_ablations, oracle_items, per_item_spearman,
+                                    strength_sweep_items, study_table, verdict_sources)
 
-# variant -> (config overrides, the metric its component exists for, the better direction of that metric)
-VARIANTS = {
-    "full": ([], None, None),
-    "no_mask_channel": (["ablation=no_mask_channel"], "motion_leakage", "low"),
-    "no_strength_embedding": (["ablation=no_strength_embedding"], "strength_spearman_per_item", "high"),
-    "no_ma": (["ablation=no_ma"], "direction_accuracy_translate", "high"),
-    "no_first_frame_masking": (["ablation=no_first_frame_masking"], "strength_spearman_per_item", "high"),
-    # Not a paper component: experiment=toy_study's UNet denoises the residual to the first-frame latent; this
-    # variant denoises the video latent as the paper does (opt-in, not in the default set).
-    "no_first_frame_residual": (["model.unet.first_frame_residual=false"], "i1_mse", "low"),
-}
-ABLATIONS = [name for name in VARIANTS if name != "no_first_frame_residual"]  # the default set
+# variant -> (config overrides, the metric its component exists for, the better direction of that metric), all from
+# the ablation_meta blocks of configs/ablation/*.yaml (fyc/research/toy_study.py's load_ablations).
+ABLATION_META = load_ablations()
+VARIANTS = {name: (a.overrides, a.hurts, a.better) for name, a in ABLATION_META.items()}
+ABLATIONS = [name for name, a in ABLATION_META.items() if a.toy_study == "default"]  # the default set
 # First seed of the translate-only held-out set: its val seeds (seed + SPLIT_SEED_STRIDE + i) stay clear of the main
 # held-out split's as long as that has fewer than 500 videos.
 DIRECTIONAL_SEED = 500
 # A verdict's metric -> (the evaluation whose per_sample.csv holds it, its column there) for the paired difference.
-VERDICT_SOURCES = {
-    "motion_leakage": ("eval", "motion_leakage"),
-    "strength_spearman_per_item": ("eval", PER_ITEM_SPEARMAN),
-    "direction_accuracy_translate": ("directional/eval", "direction_correct"),
-    "i1_mse": ("eval", "i1_mse"),
-}
+VERDICT_SOURCES = verdict_sources(ABLATION_META)
 # "Measurably worse": the paired difference (same items, same seeds) is beyond this many standard errors.
 VERDICT_NUM_SE = 2.0
 
@@ -105,7 +94,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="outputs/toy_study")
     parser.add_argument("--variants", nargs="+", default=ABLATIONS, choices=list(VARIANTS),
-                        help="default: full and the four ablations")
+                        help=f"configs/ablation names (default: {' '.join(ABLATIONS)})")
+    parser.add_argument("--list-ablations", action="store_true",
+                        help="print the markdown table of configs/ablation/*.yaml's ablation_meta and exit")
     parser.add_argument("--train-videos", type=int, default=400)
     parser.add_argument("--val-videos", type=int, default=16)
     parser.add_argument("--motion-kinds", nargs="+", default=None, metavar="KIND",
@@ -146,6 +137,9 @@ def main() -> None:
                         help="stop after training (e.g. train on a GPU machine, evaluate elsewhere with a rerun)")
     parser.add_argument("overrides", nargs="*", help="extra train.py overrides for every variant")
     args = parser.parse_args()
+    if args.list_ablations:
+        print(ablation_table(ABLATION_META), end="")
+        return
     if args.video_frames is not None and args.video_frames < 8:
         parser.error(f"--video-frames {args.video_frames}: training and evaluation take 8 frames, need >= 8")
     out = (ROOT / args.out).resolve()

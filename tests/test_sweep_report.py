@@ -32,7 +32,7 @@ def test_table_has_one_row_per_job_with_differing_overrides_and_final_metrics(tm
     _fake_job(tmp_path, "ablation=broken,experiment=toy", ["experiment=toy", "ablation=broken"])  # no metrics
     lines = sweep_table(tmp_path).splitlines()
     header = [c.strip() for c in lines[0].strip("|").split("|")]
-    assert header == ["job folder", "ablation", "val/loss", "train/loss", "steps"]  # experiment is the same in all
+    assert header == ["job folder", "ablation", "val/loss", "train/loss", "last step"]  # experiment is the same in all
     rows = {cells[0]: cells[1:] for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines[2:])}
     assert rows["ablation=full,experiment=toy"] == ["full", "0.7", "0.5", "1"]  # last value of each column
     assert rows["ablation=no_ma,experiment=toy"] == ["no_ma", "0.75", "0.6", "1"]

@@ -5,7 +5,7 @@ under ``hydra.sweep.dir`` (a folder holding ``.hydra/overrides.yaml``; the folde
 reads each job's final metrics and writes ``<sweep dir>/sweep_report.md``:
 
 - training jobs: the last logged value of every metric in the CSV logger's ``csv/version_*/metrics.csv`` (the
-  newest version; the ``logger=csv`` default), and ``steps`` = the last logged step;
+  newest version; the ``logger=csv`` default), and ``last step`` = the last logged step;
 - evaluation jobs (evaluate.py): the numeric entries of ``results.json``'s ``metrics``.
 
 Columns: the overrides whose values differ between jobs, then the metrics (``val/*`` first, learning rates left out).
@@ -53,7 +53,7 @@ def final_metrics(job_dir: Path) -> dict[str, float]:
                     if value not in ("", None):
                         metrics[key] = float(value)
         if "step" in metrics:
-            metrics["steps"] = metrics["step"]
+            metrics["last step"] = metrics["step"]
     results = job_dir / "results.json"
     if results.exists():
         for key, value in json.loads(results.read_text()).get("metrics", {}).items():
@@ -64,7 +64,7 @@ def final_metrics(job_dir: Path) -> dict[str, float]:
 
 
 def _metric_order(name: str) -> tuple[int, str]:
-    return (0 if name.startswith("val/") else 1 if name.startswith("train/") else 2 if name != "steps" else 3, name)
+    return (0 if name.startswith("val/") else 1 if name.startswith("train/") else 2 if name != "last step" else 3, name)
 
 
 def _cell(value: Any) -> str:
