@@ -174,7 +174,8 @@ def test_every_toy_study_variant_composes(tmp_path):
         configs[name] = cfg.model
         assert better in (None, "low", "high") and (metric is None) == (better is None)
         assert metric is None or metric in toy_study.VERDICT_SOURCES
-    assert configs["full"].unet.first_frame_residual and not configs["no_first_frame_residual"].unet.first_frame_residual
+    assert configs["full"].unet.first_frame_residual
+    assert not configs["no_first_frame_residual"].unet.first_frame_residual
     assert not configs["no_mask_channel"].unet.region_mask_channel
     assert not configs["no_strength_embedding"].unet.motion_strength_embedding
     assert not configs["no_ma"].unet.motion_augmented_attention

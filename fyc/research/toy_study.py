@@ -131,7 +131,8 @@ def load_ablations(directory: str | Path = ABLATION_DIR) -> dict[str, Ablation]:
         if better not in (None, "low", "high"):
             raise ValueError(f"{path}: ablation_meta.better={better!r}, expected low or high")
         if source is not None and set(source) != {"evaluation", "column"}:
-            raise ValueError(f"{path}: ablation_meta.verdict_source={source!r}, expected {{evaluation: .., column: ..}}")
+            raise ValueError(f"{path}: ablation_meta.verdict_source={source!r}, "
+                             "expected {evaluation: <folder>, column: <per_sample.csv column>}")
         if meta["toy_study"] not in TOY_STUDY_SETS:
             raise ValueError(f"{path}: ablation_meta.toy_study={meta['toy_study']!r}, expected one of {TOY_STUDY_SETS}")
         ablations[path.stem] = Ablation(
