@@ -51,7 +51,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, 
 from fyc.models import FollowYourClickUNet, select_trainable_parameters
 
 CONFIGS = {
-    # About half a minute on 2 CPU cores with --threads 1 (most of it the profiled memory step).
+    # For the CPU (most of its time is the profiled memory step).
     "tiny": dict(
         unet=dict(
             block_out_channels=(32, 64),
@@ -75,7 +75,7 @@ CONFIGS = {
         defaults=dict(height=128, width=128, frames=8, batch=1),
     ),
     # Wide enough for representative CPU ratios (MA's fixed 77-key attention cost shrinks relative to the
-    # C^2 projections as width C grows); a few minutes on 2 CPU cores.
+    # C^2 projections as width C grows).
     "small": dict(
         unet=dict(
             block_out_channels=(128, 256),
@@ -317,7 +317,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ma-checkpointing", nargs="+", choices=["on", "off"],
                         help="MA recompute in backward; several values time the FYC model once per value (default on)")
     parser.add_argument("--ma-query-group-size", type=int, nargs="+", default=[1024], metavar="N",
-                        help="queries per MA attention call (0 = one call per sample, as before query groups); "
+                        help="queries per MA attention call (0 = one call per sample); "
                              "several values time the FYC model once per value, in the same run")
     parser.add_argument("--compile", default="none",
                         choices=["none", "default", "reduce-overhead", "max-autotune-no-cudagraphs"],

@@ -107,8 +107,8 @@ def main() -> None:
                         "translate set (make_toy_webvid.py --balanced-translation): direction only from the prompt")
     parser.add_argument("--video-frames", type=int, default=None, metavar="N",
                         help="frames per toy video (make_toy_webvid.py --frames; default 16). Training and evaluation "
-                        "use the first 8, and a balanced mover's speed is capped so its whole path fits: 8 frames "
-                        "allow ~1.7x the speed (mean 1.67 vs 0.98 px/frame at 64 px)")
+                        "use the first 8, and a balanced mover's speed is capped so its whole path fits (fewer "
+                        "frames allow faster movers)")
     parser.add_argument("--text-max-length", type=int, default=None, metavar="N",
                         help="tokens per prompt of the toy text encoder (make_toy_components.py; default: 77)")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: experiment=toy_study's)")
@@ -299,7 +299,7 @@ def train_variants(args, out: Path, toy: Path, py: str, sidecar: Path) -> None:
     steps = [f"trainer.max_steps={args.steps}"] if args.steps else []
 
     def command(name: str) -> list[str]:
-        # The sidecar's labels: on-the-fly flow (~30 ms per clip) was ~20% of a CPU step and made a GPU step data-bound.
+        # The sidecar's labels: on-the-fly flow labels are a large share of a CPU step and make a GPU step data-bound.
         return [py, "train.py", f"experiment={args.experiment}", *VARIANTS[name][0], f"paths.toy_root={toy}",
                 f"data.train_dataset.motion_labels={sidecar}", *steps, *args.overrides,
                 f"hydra.run.dir={out / 'runs' / name}"]
