@@ -4,6 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= outputs/demo
+# Extra pytest arguments, e.g. make test PYTEST_ARGS=tests/test_app_browser.py
+PYTEST_ARGS ?=
 
 .PHONY: install browser demo test test-fast clean
 
@@ -20,7 +22,8 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 
 install: $(STAMP)
 
-# Headless Chromium + chromedriver (apt) for tests/test_app_browser.py; idempotent, needs root or sudo.
+# Headless Chromium + chromedriver (apt) for tests/test_app_browser.py; idempotent. Installs as root or with
+# passwordless sudo; otherwise prints how to enable the browser test, which `make test` then skips.
 browser:
 	bash scripts/install_browser.sh
 
@@ -28,10 +31,10 @@ demo: install
 	$(PY) scripts/demo.py --out $(DEMO_DIR)
 
 test: install browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-fast: install browser
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 clean:
 	rm -rf outputs .pytest_cache

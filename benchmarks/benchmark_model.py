@@ -51,7 +51,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, 
 from fyc.models import FollowYourClickUNet, select_trainable_parameters
 
 CONFIGS = {
-    # About half a minute on 2 CPU cores with --threads 1 (most of it the profiled memory step).
+    # For the CPU (most of its time is the profiled memory step).
     "tiny": dict(
         unet=dict(
             block_out_channels=(32, 64),
@@ -75,7 +75,7 @@ CONFIGS = {
         defaults=dict(height=128, width=128, frames=8, batch=1),
     ),
     # Wide enough for representative CPU ratios (MA's fixed 77-key attention cost shrinks relative to the
-    # C^2 projections as width C grows); a few minutes on 2 CPU cores.
+    # C^2 projections as width C grows).
     "small": dict(
         unet=dict(
             block_out_channels=(128, 256),
@@ -317,7 +317,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ma-checkpointing", nargs="+", choices=["on", "off"],
                         help="MA recompute in backward; several values time the FYC model once per value (default on)")
     parser.add_argument("--ma-query-group-size", type=int, nargs="+", default=[1024], metavar="N",
-                        help="queries per MA attention call (0 = one call per sample, as before query groups); "
+                        help="queries per MA attention call (0 = one call per sample); "
                              "several values time the FYC model once per value, in the same run")
     parser.add_argument("--compile", default="none",
                         choices=["none", "default", "reduce-overhead", "max-autotune-no-cudagraphs"],
@@ -329,6 +329,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="also print the N most expensive ops of one profiled train step per model")
+    parser.add_argument("--json", metavar="PATH", help="also write the settings and results as JSON to PATH")
     parser.add_argument("--sync-debug", action="store_true",
                         help="CUDA: report host-device synchronisations in one train step per model")
     args = parser.parse_args()
@@ -348,8 +349,12 @@ def print_header(args, device) -> None:
     )
 
 
-def print_table(models: dict, columns: dict[str, dict[str, float]], targets: dict[str, float]) -> None:
-    """columns: title -> {model name -> value}; ratios FYC/plain printed for the columns named in targets."""
+def print_table(models: dict, columns: dict[str, dict[str, float]], targets: dict[str, float]) -> dict:
+    """columns: title -> {model name -> value}; ratios FYC/plain printed for the columns named in targets.
+
+    Returns the same as data: {"models": {name: {"params_m", "trainable_m", <column>: value}},
+    "ratios": {fyc name: {column: FYC/plain}}, "targets": targets}."""
+    data = {"models": {}, "ratios": {}, "targets": targets}
     header = f"{'model':<24}{'params M':>10}{'trainable M':>13}" + "".join(f"{title:>16}" for title in columns)
     print(header)
     print("-" * len(header))
@@ -358,12 +363,27 @@ def print_table(models: dict, columns: dict[str, dict[str, float]], targets: dic
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6
         values = "".join(f"{column[name]:>16.1f}" for column in columns.values())
         print(f"{name:<24}{params:>10.2f}{trainable:>13.2f}{values}")
+        data["models"][name] = {"params_m": round(params, 3), "trainable_m": round(trainable, 3),
+                                **{title: round(column[name], 3) for title, column in columns.items()}}
     plain_name, *fyc_names = list(models)
     for fyc_name in fyc_names:
         for title, target in targets.items():
             ratio = columns[title][fyc_name] / columns[title][plain_name]
             verdict = "ok" if ratio <= target else "OVER"
             print(f"{fyc_name} / plain {title:<12} {ratio:.3f}  (target <= {target:.2f}: {verdict})")
+            data["ratios"].setdefault(fyc_name, {})[title] = round(ratio, 4)
+    return data
+
+
+def write_json(path: str | None, args, device, data: dict, **extra) -> None:
+    """``--json``: the run's settings and :func:`print_table`'s data, for benchmarks/run_all.py."""
+    if path is None:
+        return
+    settings = {key: getattr(args, key) for key in ("config", "dtype", "batch", "frames", "height", "width",
+                                                     "gradient_checkpointing", "compile", "steps", "rounds", "warmup")}
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    Path(path).write_text(json.dumps({**settings, "device": device.type, "gpu": gpu,
+                                      "threads": torch.get_num_threads(), **data, **extra}, indent=2))
 
 
 def main() -> None:
@@ -410,7 +430,8 @@ def main() -> None:
             "fwd+bwd GFLOP": {k: v / 1e9 for k, v in flops.items()},
             "saved act GiB": {k: v / 2**30 for k, v in saved.items()},
         }
-        print_table(models, columns, {"fwd+bwd GFLOP": 1.10, "saved act GiB": 1.05})
+        data = print_table(models, columns, {"fwd+bwd GFLOP": 1.10, "saved act GiB": 1.05})
+        write_json(args.json, args, device, data)
         return
 
     times: dict[str, list[float]] = {name: [] for name in models}
@@ -436,11 +457,15 @@ def main() -> None:
         "median ms": {name: statistics.median(values) * 1e3 for name, values in times.items()},
         "peak MiB": {name: value / 2**20 for name, value in memory.items()},
     }
-    print_table(models, columns, {"median ms": 1.10, "peak MiB": 1.05})
+    data = print_table(models, columns, {"median ms": 1.10, "peak MiB": 1.05})
+    extra = {}
     if args.compile != "none":
         from torch._dynamo.utils import counters
 
-        print(f"compiled graphs: {counters['stats']['unique_graphs']}, graph breaks: {sum(counters['graph_break'].values())}")
+        extra = {"compiled_graphs": counters["stats"]["unique_graphs"],
+                 "graph_breaks": sum(counters["graph_break"].values())}
+        print(f"compiled graphs: {extra['compiled_graphs']}, graph breaks: {extra['graph_breaks']}")
+    write_json(args.json, args, device, data, **extra)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ Prints one JSON line per configuration:
    "ratio"}
 
 Examples:
-    python benchmarks/benchmark_sampling.py --threads 1            # tiny, CPU, ~2 min on 2 cores
+    python benchmarks/benchmark_sampling.py --threads 1            # tiny, CPU
     python benchmarks/benchmark_sampling.py --config sd15 --device cuda --resolution 512 --frames 16
 """
 from __future__ import annotations

@@ -5,6 +5,12 @@ first-frame masking, condition dropout, v-prediction loss through FollowYourClic
 clipping, AdamW step — on random-init components and random clips (no data loading). Prints one JSON line per
 configuration.
 
+FLOPs: one extra step after the timed ones runs under ``torch.utils.flop_counter.FlopCounterMode`` (matmuls,
+convolutions, attention; no elementwise ops), giving ``tflop_per_step``; ``mfu`` = those FLOPs per second over the
+GPU's dense bf16 peak (``--peak-tflops``, or a table of known cards; null when unknown or on the CPU). Under
+``--grad-ckpt`` the count includes the recomputed forward, so ``mfu`` is then a hardware-FLOPs utilisation, above the
+model-FLOPs one.
+
 Configs:
 * ``tiny``: the toy components (fyc.toy.components, ~1.2 M UNet parameters, 2x pixel "VAE") at 32^2 x 8 frames, all
   groups trainable as in experiment=toy; for the CPU.
@@ -28,8 +34,12 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# Dense bf16 tensor-core peak in TFLOP/s by a substring of torch.cuda.get_device_name (first match wins).
+PEAK_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.0), ("H200", 989.0), ("A100", 312.0), ("L40S", 362.0))
 
 STAGE2_GROUPS = ["motion_modules", "motion_augmented_attention", "conv_in", "condition_embeddings"]
 TOY_GROUPS = ["spatial", *STAGE2_GROUPS]
@@ -99,6 +109,15 @@ def peak_memory_gb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # process peak RSS (KiB on Linux)
 
 
+def peak_tflops(args, device: torch.device) -> float | None:
+    if args.peak_tflops:
+        return args.peak_tflops
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in PEAK_BF16_TFLOPS if key in name), None)
+
+
 def run(args, resolution: int, components) -> dict:
     from fyc.models.schedulers import make_training_scheduler
     from fyc.training.module import FollowYourClickModule
@@ -138,13 +157,20 @@ def run(args, resolution: int, components) -> dict:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = (time.perf_counter() - start) / args.steps
+    peak_mem = peak_memory_gb(device)
+    with FlopCounterMode(display=False) as counter:
+        step(args.warmup + args.steps)
+    tflop = counter.get_total_flops() / 1e12
+    peak = peak_tflops(args, device)
     return {"config": args.config, "device": device.type, "resolution": resolution, "frames": args.frames,
             "batch_size": args.batch_size, "bf16": args.bf16, "grad_ckpt": args.grad_ckpt,
             "threads": torch.get_num_threads(), "steps": args.steps, "s_per_step": round(seconds, 4),
-            "samples_per_s": round(args.batch_size / seconds, 3), "peak_mem_gb": round(peak_memory_gb(device), 3),
+            "samples_per_s": round(args.batch_size / seconds, 3), "peak_mem_gb": round(peak_mem, 3),
             "peak_mem_kind": "cuda_max_allocated" if device.type == "cuda" else "process_max_rss",
             "trainable_params": sum(p.numel() for p in params),
             "total_params": sum(p.numel() for p in module.parameters()),
+            "tflop_per_step": round(tflop, 6), "flops_include_recompute": args.grad_ckpt,
+            "peak_tflops": peak, "mfu": None if peak is None else round(tflop / seconds / peak, 4),
             "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
 
 
@@ -161,6 +187,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="the GPU's dense bf16 peak for mfu (default: known cards, see PEAK_BF16_TFLOPS)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -25,33 +25,22 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from fyc.eval.manifest import load_manifest, write_manifest
-from fyc.eval.paired import PER_ITEM_SPEARMAN, paired_difference
+from fyc.eval.paired import paired_difference
 from fyc.eval.score import score_items, summarize
 from fyc.steps import ROOT, run
-from fyc.research.toy_study import oracle_items, per_item_spearman, strength_sweep_items, study_table
+from fyc.research.toy_study import (ablation_table, load_ablations, oracle_items, per_item_spearman,
+                                    strength_sweep_items, study_table, verdict_sources)
 
-# variant -> (config overrides, the metric its component exists for, the better direction of that metric)
-VARIANTS = {
-    "full": ([], None, None),
-    "no_mask_channel": (["ablation=no_mask_channel"], "motion_leakage", "low"),
-    "no_strength_embedding": (["ablation=no_strength_embedding"], "strength_spearman_per_item", "high"),
-    "no_ma": (["ablation=no_ma"], "direction_accuracy_translate", "high"),
-    "no_first_frame_masking": (["ablation=no_first_frame_masking"], "strength_spearman_per_item", "high"),
-    # Not a paper component: experiment=toy_study's UNet denoises the residual to the first-frame latent; this
-    # variant denoises the video latent as the paper does (opt-in, not in the default set).
-    "no_first_frame_residual": (["model.unet.first_frame_residual=false"], "i1_mse", "low"),
-}
-ABLATIONS = [name for name in VARIANTS if name != "no_first_frame_residual"]  # the default set
+# variant -> (config overrides, the metric its component exists for, the better direction of that metric), all from
+# the ablation_meta blocks of configs/ablation/*.yaml (fyc/research/toy_study.py's load_ablations).
+ABLATION_META = load_ablations()
+VARIANTS = {name: (a.overrides, a.hurts, a.better) for name, a in ABLATION_META.items()}
+ABLATIONS = [name for name, a in ABLATION_META.items() if a.toy_study == "default"]  # the default set
 # First seed of the translate-only held-out set: its val seeds (seed + SPLIT_SEED_STRIDE + i) stay clear of the main
 # held-out split's as long as that has fewer than 500 videos.
 DIRECTIONAL_SEED = 500
 # A verdict's metric -> (the evaluation whose per_sample.csv holds it, its column there) for the paired difference.
-VERDICT_SOURCES = {
-    "motion_leakage": ("eval", "motion_leakage"),
-    "strength_spearman_per_item": ("eval", PER_ITEM_SPEARMAN),
-    "direction_accuracy_translate": ("directional/eval", "direction_correct"),
-    "i1_mse": ("eval", "i1_mse"),
-}
+VERDICT_SOURCES = verdict_sources(ABLATION_META)
 # "Measurably worse": the paired difference (same items, same seeds) is beyond this many standard errors.
 VERDICT_NUM_SE = 2.0
 
@@ -105,7 +94,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="outputs/toy_study")
     parser.add_argument("--variants", nargs="+", default=ABLATIONS, choices=list(VARIANTS),
-                        help="default: full and the four ablations")
+                        help=f"configs/ablation names (default: {' '.join(ABLATIONS)})")
+    parser.add_argument("--list-ablations", action="store_true",
+                        help="print the markdown table of configs/ablation/*.yaml's ablation_meta and exit")
     parser.add_argument("--train-videos", type=int, default=400)
     parser.add_argument("--val-videos", type=int, default=16)
     parser.add_argument("--motion-kinds", nargs="+", default=None, metavar="KIND",
@@ -116,8 +107,8 @@ def main() -> None:
                         "translate set (make_toy_webvid.py --balanced-translation): direction only from the prompt")
     parser.add_argument("--video-frames", type=int, default=None, metavar="N",
                         help="frames per toy video (make_toy_webvid.py --frames; default 16). Training and evaluation "
-                        "use the first 8, and a balanced mover's speed is capped so its whole path fits: 8 frames "
-                        "allow ~1.7x the speed (mean 1.67 vs 0.98 px/frame at 64 px)")
+                        "use the first 8, and a balanced mover's speed is capped so its whole path fits (fewer "
+                        "frames allow faster movers)")
     parser.add_argument("--text-max-length", type=int, default=None, metavar="N",
                         help="tokens per prompt of the toy text encoder (make_toy_components.py; default: 77)")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: experiment=toy_study's)")
@@ -146,6 +137,9 @@ def main() -> None:
                         help="stop after training (e.g. train on a GPU machine, evaluate elsewhere with a rerun)")
     parser.add_argument("overrides", nargs="*", help="extra train.py overrides for every variant")
     args = parser.parse_args()
+    if args.list_ablations:
+        print(ablation_table(ABLATION_META), end="")
+        return
     if args.video_frames is not None and args.video_frames < 8:
         parser.error(f"--video-frames {args.video_frames}: training and evaluation take 8 frames, need >= 8")
     out = (ROOT / args.out).resolve()
@@ -305,7 +299,7 @@ def train_variants(args, out: Path, toy: Path, py: str, sidecar: Path) -> None:
     steps = [f"trainer.max_steps={args.steps}"] if args.steps else []
 
     def command(name: str) -> list[str]:
-        # The sidecar's labels: on-the-fly flow (~30 ms per clip) was ~20% of a CPU step and made a GPU step data-bound.
+        # The sidecar's labels: on-the-fly flow labels are a large share of a CPU step and make a GPU step data-bound.
         return [py, "train.py", f"experiment={args.experiment}", *VARIANTS[name][0], f"paths.toy_root={toy}",
                 f"data.train_dataset.motion_labels={sidecar}", *steps, *args.overrides,
                 f"hydra.run.dir={out / 'runs' / name}"]

@@ -1,8 +1,9 @@
 """scripts/app.py in a real headless browser (Debian's Chromium via Selenium): upload an image, click the object,
 see the mask, type a prompt, generate with a tiny model, a playable video appears.
 
-The browser comes from ``scripts/install_browser.sh`` (apt: chromium, chromium-driver); when it is missing this
-test FAILS with that instruction rather than skipping.
+The browser comes from ``scripts/install_browser.sh`` (apt: chromium, chromium-driver; ``make test`` runs it, and it
+installs only as root or with passwordless sudo). When the browser is missing this test is skipped with that
+instruction, or fails when ``FYC_REQUIRE_BROWSER=1`` (``.ci/run`` sets it, so CI always runs the browser test).
 """
 from __future__ import annotations
 
@@ -22,12 +23,20 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _browser_paths() -> tuple[str, str]:
+MISSING_BROWSER = ("headless browser missing (chromium and chromedriver on PATH); to enable this test: "
+                   "sudo apt-get install -y chromium chromium-driver (or sudo bash scripts/install_browser.sh)")
+
+
+@pytest.fixture(scope="session")
+def browser_paths() -> tuple[str, str]:
+    """(chromium, chromedriver). Session scope and first in the test's arguments: pytest sets it up before the
+    session's toy fixtures, so a missing browser skips before any model or app is built."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     if not chromium or not driver:
-        pytest.fail("headless browser missing (chromium and chromedriver on PATH): run scripts/install_browser.sh "
-                    "(apt-get install -y chromium chromium-driver)")
+        if os.environ.get("FYC_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"FYC_REQUIRE_BROWSER=1: {MISSING_BROWSER}")
+        pytest.skip(MISSING_BROWSER)
     return chromium, driver
 
 
@@ -63,8 +72,8 @@ def app_url(toy_pipeline_dir, tmp_path):
         log.close()
 
 
-def test_app_click_generate_in_browser(app_url, tmp_path):
-    chromium, driver_path = _browser_paths()
+def test_app_click_generate_in_browser(browser_paths, app_url, tmp_path):
+    chromium, driver_path = browser_paths
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains

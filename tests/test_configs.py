@@ -47,23 +47,32 @@ def test_toy_config_instantiates(train_cfg_factory):
     assert Path(cfg.paths.toy_components).is_dir()
 
 
+def _flatten(node, prefix=""):
+    if isinstance(node, dict):
+        return {k: v for key, value in node.items() for k, v in _flatten(value, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: node}
+
+
 @pytest.mark.parametrize("experiment", ["toy", "paper_stage2"])
 @pytest.mark.parametrize("ablation", _options("ablation"))
 def test_every_ablation_composes_on_toy_and_paper(experiment, ablation, tmp_path):
+    """An ablation changes exactly what its file sets (and declares ablation_meta, fyc/research/toy_study.py)."""
+    from fyc.research.toy_study import load_ablations
+
+    base = compose("train", [f"experiment={experiment}", f"paths.output_dir={tmp_path}"])
     cfg = compose("train", [f"experiment={experiment}", f"ablation={ablation}", f"paths.output_dir={tmp_path}"])
     OmegaConf.resolve(cfg)
-    expected = {"no_ma": ("short_prompt", "short_prompt", False), "no_data_no_ma": ("caption", "short_prompt", False),
-                "no_short_prompt_data": ("caption", "caption", True)}.get(ablation, ("caption", "short_prompt", True))
-    model = cfg.model
-    assert (model.spatial_text, model.motion_text, model.unet.motion_augmented_attention) == expected
-    if ablation == "stride_conditioning":
-        assert model.unet.frame_stride_embedding and not model.unet.motion_strength_embedding
-    if ablation == "first_frame_repeat":
-        assert model.unet.first_frame_placement == "repeat"
-    if ablation == "first_frame_residual":
-        assert model.unet.first_frame_residual
-    elif experiment == "paper_stage2":  # the paper denoises the video latent itself
-        assert not model.unet.first_frame_residual
+    assert load_ablations()[ablation].changes  # declared, with the metric it should hurt
+    body = OmegaConf.to_container(OmegaConf.load(CONFIGS / "ablation" / f"{ablation}.yaml"))
+    assert cfg.ablation_meta == body.pop("ablation_meta")  # lands in one harmless key
+    declared = _flatten(body)
+    before = _flatten(OmegaConf.to_container(base, resolve=True))
+    after = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    changed = {key for key in before.keys() | after.keys()
+               if before.get(key) != after.get(key) and not key.startswith("ablation_meta.")}
+    undeclared = {key for key in changed if not any(key == d or key.startswith(d + ".") for d in declared)}
+    assert not undeclared, f"{ablation} changes keys its file does not set: {sorted(undeclared)}"
+    assert all(after[key] == value for key, value in declared.items()), (ablation, declared)
 
 
 def test_paper_recipe_values(tmp_path):

@@ -145,27 +145,64 @@ def test_toy_study_script_runs_two_variants(tmp_path):
         assert generation["guidance_interval"] == [500, 1000]
 
 
+def _toy_study_module():
+    sys.path.insert(0, str(ROOT / "research"))
+    try:
+        import toy_study
+    finally:
+        sys.path.remove(str(ROOT / "research"))
+    return toy_study
+
+
 def test_every_toy_study_variant_composes(tmp_path):
-    """research/toy_study.py's variants compose on experiment=toy_study and change what they name: the study's full
-    model denoises the residual to the first frame, no_first_frame_residual the video latent (the paper's way)."""
+    """research/toy_study.py's variants (configs/ablation/*.yaml) compose on experiment=toy_study and change what they
+    name: the study's full model denoises the residual to the first frame, no_first_frame_residual the video latent."""
     from omegaconf import OmegaConf
 
     from conftest import compose
+    from fyc.eval.paired import PER_ITEM_SPEARMAN
 
-    sys.path.insert(0, str(ROOT / "research"))
-    try:
-        from toy_study import ABLATIONS, VARIANTS
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
-    assert "full" in ABLATIONS and "no_first_frame_residual" not in ABLATIONS  # opt-in extra
+    toy_study = _toy_study_module()
+    assert set(toy_study.ABLATIONS) == {"full", "no_mask_channel", "no_strength_embedding", "no_ma",
+                                        "no_first_frame_masking"}  # the default set; the rest by --variants
+    assert set(toy_study.VARIANTS) == {p.stem for p in (ROOT / "configs" / "ablation").glob("*.yaml")}
+    assert toy_study.VERDICT_SOURCES["strength_spearman_per_item"] == ("eval", PER_ITEM_SPEARMAN)
     configs = {}
-    for name, (overrides, metric, better) in VARIANTS.items():
+    for name, (overrides, metric, better) in toy_study.VARIANTS.items():
         cfg = compose("train", ["experiment=toy_study", *overrides, f"paths.output_dir={tmp_path}"])
         OmegaConf.resolve(cfg)
         configs[name] = cfg.model
-        assert (metric is None) == (name == "full") and better in (None, "low", "high")
-    assert configs["full"].unet.first_frame_residual and not configs["no_first_frame_residual"].unet.first_frame_residual
+        assert better in (None, "low", "high") and (metric is None) == (better is None)
+        assert metric is None or metric in toy_study.VERDICT_SOURCES
+    assert configs["full"].unet.first_frame_residual
+    assert not configs["no_first_frame_residual"].unet.first_frame_residual
     assert not configs["no_mask_channel"].unet.region_mask_channel
     assert not configs["no_strength_embedding"].unet.motion_strength_embedding
     assert not configs["no_ma"].unet.motion_augmented_attention
     assert configs["no_first_frame_masking"].first_frame_masking is None and configs["full"].first_frame_masking
+
+
+def test_load_ablations_names_the_file_and_field_of_bad_metadata(tmp_path):
+    from fyc.research.toy_study import load_ablations
+
+    (tmp_path / "x.yaml").write_text("# @package _global_\nmodel: {}\n")
+    with pytest.raises(ValueError, match=r"x\.yaml: no 'ablation_meta'"):
+        load_ablations(tmp_path)
+    (tmp_path / "x.yaml").write_text("ablation_meta: {changes: a, hurts: i1_mse, better: lower, "
+                                     "verdict_source: {evaluation: eval, column: i1_mse}, toy_study: default}\n")
+    with pytest.raises(ValueError, match=r"x\.yaml: ablation_meta.better='lower', expected low or high"):
+        load_ablations(tmp_path)
+    (tmp_path / "x.yaml").write_text("ablation_meta: {changes: a, hurts: i1_mse, better: low, verdict_source: null, "
+                                     "toy_study: default}\n")
+    with pytest.raises(ValueError, match="set all three or none"):
+        load_ablations(tmp_path)
+
+
+def test_docs_ablation_table_is_the_generated_one():
+    """docs/training.md carries `python research/toy_study.py --list-ablations`'s output verbatim."""
+    proc = subprocess.run([sys.executable, "research/toy_study.py", "--list-ablations"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("\n| `") == len(list((ROOT / "configs" / "ablation").glob("*.yaml")))
+    assert proc.stdout in (ROOT / "docs" / "training.md").read_text(), \
+        "docs/training.md's ablation table is stale: paste `python research/toy_study.py --list-ablations`"
