@@ -74,8 +74,8 @@ class PreflightReport:
             lines += [f"  - {warning}" for warning in self.warnings]
         if self.resume is not None:
             lines += [f"resume: {line}" for line in self.resume.describe()]
-        if self.problems:
-            lines.append("(preflight.enabled=false skips these checks)")
+        if any(finding.key != "ckpt_path" for finding in self.problems):
+            lines.append("(preflight.enabled=false skips these checks, except the resume check)")
         return "\n".join(lines)
 
 
@@ -170,6 +170,11 @@ def _under_toy_root(path: str, cfg: DictConfig) -> bool:
     return bool(toy_root) and str(path).startswith(toy_root)
 
 
+def _toy_root_note(path: str, cfg: DictConfig) -> str:
+    toy_root = Path(str(cfg.paths.toy_root)) if _under_toy_root(path, cfg) else None
+    return f" (paths.toy_root={toy_root} does not exist)" if toy_root is not None and not toy_root.exists() else ""
+
+
 def _toy_fix(cfg: DictConfig) -> str:
     root = cfg.paths.toy_root
     return (f"paths.toy_root=<an existing toy world>, or make one there: python scripts/make_toy_webvid.py --out "
@@ -219,7 +224,8 @@ def check_weights(cfg: DictConfig, hub_timeout: float = 5.0) -> list[Finding]:
         folder = Path(value).expanduser()
         fix = _toy_fix(cfg) if _under_toy_root(value, cfg) else f"{key}=<existing local folder or hub id>"
         if not folder.is_dir():
-            findings.append(Finding(key, f"local weights folder not found: {folder}", fix))
+            findings.append(Finding(key, f"local weights folder not found: {folder}{_toy_root_note(value, cfg)}",
+                                    fix))
             continue
         missing = sorted(s for s in entry["subfolders"] if not (folder / s).is_dir())
         if missing and not (folder / "config.json").is_file():
@@ -339,14 +345,20 @@ def check_resources(cfg: DictConfig, machine: Machine, settings: Any) -> list[Fi
     findings = []
     processes = _processes_per_node(cfg, machine)
     workers = int(cfg.data.get("num_workers", 0) or 0)
-    total = processes * (workers + 1)
     per_core = float(settings.get("max_processes_per_core", 2))
-    if total > machine.cpu_cores * per_core:
+    if "SLURM_CPUS_PER_TASK" in os.environ and "SLURM_LOCALID" in os.environ:
+        # srun binds each training process (task) to its own --cpus-per-task cores: check one process.
+        if workers + 1 > machine.cpu_cores * per_core:
+            findings.append(Finding(
+                "data.num_workers", f"data.num_workers ({workers}) + 1 processes per task on the task's "
+                f"{machine.cpu_cores} CPU core(s) (more than {per_core:g} per core)",
+                f"data.num_workers={max(int(machine.cpu_cores * per_core) - 1, 0)} or sbatch --cpus-per-task=<more>"))
+    elif processes * (workers + 1) > machine.cpu_cores * per_core:
         findings.append(Finding(
-            "trainer.devices", f"trainer.devices ({processes}) x (data.num_workers ({workers}) + 1) = {total} "
-            f"processes on {machine.cpu_cores} CPU core(s) (more than {per_core:g} per core)",
-            f"trainer.devices=<fewer> and/or data.num_workers=<fewer>, so that devices x (num_workers + 1) <= "
-            f"{int(machine.cpu_cores * per_core)} (preflight.max_processes_per_core)"))
+            "trainer.devices", f"trainer.devices ({processes}) x (data.num_workers ({workers}) + 1) = "
+            f"{processes * (workers + 1)} processes on {machine.cpu_cores} CPU core(s) (more than {per_core:g} per "
+            f"core)", f"trainer.devices=<fewer> and/or data.num_workers=<fewer>, so that devices x (num_workers + 1) "
+            f"<= {int(machine.cpu_cores * per_core)} (preflight.max_processes_per_core)"))
     prefetch = int(cfg.data.get("prefetch_factor", 2) or 2) if workers else 0
     batch_gb = cfg.data.batch_size * _frame_bytes(cfg.data.get("train_dataset")) / 2**30
     per_process = float(settings.get("process_memory_gb", 2)) + workers * prefetch * batch_gb
@@ -394,7 +406,7 @@ def _check_dataset(cfg: DictConfig, prefix: str, spec: Any) -> list[Finding]:
     findings = []
     csv_path = Path(spec.csv_path)
     if not csv_path.is_file():
-        findings.append(Finding(f"{prefix}.csv_path", f"CSV not found: {csv_path}",
+        findings.append(Finding(f"{prefix}.csv_path", f"CSV not found: {csv_path}{_toy_root_note(str(csv_path), cfg)}",
                                 _data_fix(cfg, str(csv_path), f"{prefix}.csv_path")))
     else:
         with open(csv_path, newline="") as handle:
