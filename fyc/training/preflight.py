@@ -289,14 +289,24 @@ def _processes_per_node(cfg: DictConfig, machine: Machine) -> int:
     return max(machine.gpu_count, 1) if _uses_gpu(cfg, machine) else 1
 
 
-def _keep_global_batch_hint(cfg: DictConfig, devices: int) -> str:
+def _accumulation_for(cfg: DictConfig, devices: int) -> int | None:
+    """``trainer.accumulate_grad_batches`` that keeps ``global_batch_size`` on ``devices`` (None: none does)."""
     expected = cfg.get("global_batch_size")
-    if expected is None:
-        return ""
     per_step = cfg.data.batch_size * devices * cfg.trainer.get("num_nodes", 1)
-    if per_step and expected % per_step == 0:
-        return f" trainer.accumulate_grad_batches={expected // per_step} (keeps global_batch_size={expected})"
-    return f" and adjust data.batch_size / trainer.accumulate_grad_batches to keep global_batch_size={expected}"
+    if expected is None or not per_step or expected % per_step:
+        return None
+    return expected // per_step
+
+
+def _devices_fix(cfg: DictConfig, devices: int) -> str:
+    accumulate = _accumulation_for(cfg, devices)
+    if cfg.get("global_batch_size") is None:
+        return f"trainer.devices={devices}"
+    if accumulate is None:
+        return (f"trainer.devices={devices}, and data.batch_size / trainer.accumulate_grad_batches that keep "
+                f"global_batch_size={cfg.global_batch_size}")
+    return (f"trainer.devices={devices} trainer.accumulate_grad_batches={accumulate} (keeps "
+            f"global_batch_size={cfg.global_batch_size})")
 
 
 def check_devices(cfg: DictConfig, machine: Machine) -> list[Finding]:
@@ -315,11 +325,11 @@ def check_devices(cfg: DictConfig, machine: Machine) -> list[Finding]:
                 fit = max(machine.gpu_count, 1)
                 findings.append(Finding("trainer.devices", f"trainer.devices={devices} GPU processes but this machine "
                                         f"has {machine.gpu_count} GPU(s)",
-                                        f"trainer.devices={fit}{_keep_global_batch_hint(cfg, fit)}"))
+                                        _devices_fix(cfg, fit)))
         elif devices > machine.cpu_cores:
             findings.append(Finding("trainer.devices", f"trainer.devices={devices} CPU training processes on "
                                     f"{machine.cpu_cores} CPU core(s) (an experiment's devices survive trainer=cpu)",
-                                    f"trainer.devices=1{_keep_global_batch_hint(cfg, 1)}"))
+                                    _devices_fix(cfg, 1)))
     try:
         check_strategy_available(cfg.trainer.get("strategy"))
     except ImportError as error:
@@ -328,9 +338,10 @@ def check_devices(cfg: DictConfig, machine: Machine) -> list[Finding]:
     try:
         check_global_batch_size(cfg)
     except ValueError as error:
+        accumulate = _accumulation_for(cfg, devices) if isinstance(devices, int) and devices > 0 else None
+        fix = "adjust data.batch_size / trainer.devices / trainer.accumulate_grad_batches, or global_batch_size=null"
         findings.append(Finding("global_batch_size", str(error).split(";")[0],
-                                "adjust data.batch_size / trainer.devices / trainer.accumulate_grad_batches, or "
-                                "global_batch_size=null"))
+                                f"trainer.accumulate_grad_batches={accumulate}, or {fix}" if accumulate else fix))
     return findings
 
 
@@ -354,22 +365,35 @@ def check_resources(cfg: DictConfig, machine: Machine, settings: Any) -> list[Fi
                 f"{machine.cpu_cores} CPU core(s) (more than {per_core:g} per core)",
                 f"data.num_workers={max(int(machine.cpu_cores * per_core) - 1, 0)} or sbatch --cpus-per-task=<more>"))
     elif processes * (workers + 1) > machine.cpu_cores * per_core:
+        limit = int(machine.cpu_cores * per_core)
+        fits = [f"data.num_workers={limit // processes - 1}"] if limit // processes >= 1 else []
+        if processes > 1 and limit // (workers + 1) >= 1:
+            fits.append(f"trainer.devices={limit // (workers + 1)}")
+        fits = fits or [f"trainer.devices=1 data.num_workers={max(limit - 1, 0)}"]
         findings.append(Finding(
-            "trainer.devices", f"trainer.devices ({processes}) x (data.num_workers ({workers}) + 1) = "
-            f"{processes * (workers + 1)} processes on {machine.cpu_cores} CPU core(s) (more than {per_core:g} per "
-            f"core)", f"trainer.devices=<fewer> and/or data.num_workers=<fewer>, so that devices x (num_workers + 1) "
-            f"<= {int(machine.cpu_cores * per_core)} (preflight.max_processes_per_core)"))
+            "trainer.devices" if processes > 1 else "data.num_workers",
+            f"trainer.devices ({processes}) x (data.num_workers ({workers}) + 1) = {processes * (workers + 1)} "
+            f"processes on {machine.cpu_cores} CPU core(s) (more than {per_core:g} per core)",
+            " or ".join(fits) + f" (devices x (num_workers + 1) <= {limit}; preflight.max_processes_per_core)"))
     prefetch = int(cfg.data.get("prefetch_factor", 2) or 2) if workers else 0
     batch_gb = cfg.data.batch_size * _frame_bytes(cfg.data.get("train_dataset")) / 2**30
     per_process = float(settings.get("process_memory_gb", 2)) + workers * prefetch * batch_gb
     needed = processes * per_process
     if needed > machine.memory_available_gb:
+        base = float(settings.get("process_memory_gb", 2))
+        fits = []
+        if processes > 1 and machine.memory_available_gb // per_process >= 1:
+            fits.append(f"trainer.devices={int(machine.memory_available_gb // per_process)}")
+        if workers and prefetch and machine.memory_available_gb / processes > base:
+            fits.append(f"data.num_workers="
+                        f"{min(workers - 1, int((machine.memory_available_gb / processes - base) / (prefetch * batch_gb)))}")
+        fits = fits or [f"fewer training processes than {processes} (trainer.devices), on a machine with more memory"]
         findings.append(Finding(
-            "trainer.devices", f"about {needed:.1f} GiB of host memory needed ({processes} process(es) x "
-            f"({settings.get('process_memory_gb', 2)} GiB + {workers} loader worker(s) x {prefetch} prefetched "
-            f"batches of {batch_gb:.2f} GiB)) but {machine.memory_available_gb:.1f} GiB is available",
-            "trainer.devices=<fewer> and/or data.num_workers=<fewer> (preflight.process_memory_gb is the estimate "
-            "per training process)"))
+            "trainer.devices" if processes > 1 else "data.num_workers",
+            f"about {needed:.1f} GiB of host memory needed ({processes} process(es) x ({base:g} GiB + {workers} "
+            f"loader worker(s) x {prefetch} prefetched batches of {batch_gb:.2f} GiB)) but "
+            f"{machine.memory_available_gb:.1f} GiB is available",
+            " or ".join(fits) + " (preflight.process_memory_gb: the estimate per training process)"))
     return findings
 
 
