@@ -157,17 +157,22 @@ def test_ckpt_path_last_without_checkpoint_names_where_it_looked(tmp_path):
 
 
 def test_ckpt_path_last_finds_newest_across_run_folders(tmp_path):
-    """Timestamped run folders: last = the newest checkpoint under the experiment folder; the run folder's own
-    checkpoint (a restarted run) wins; auto only looks in the run folder."""
+    """Timestamped run folders: last = the newest checkpoint under the experiment folder (a run's last.ckpt or
+    hpc_ckpt, its step files only without a last.ckpt); the run folder's own checkpoint (a restarted run) wins;
+    auto only looks in the run folder."""
     from fyc.training.run_guard import resolve_ckpt_path
 
     experiment = tmp_path / "exp"
     _touch_ckpt(experiment / "runs" / "a" / "checkpoints" / "last.ckpt", 1_000)
     newest = _touch_ckpt(experiment / "runs" / "b" / "hpc_ckpt_3.ckpt", 3_000)
     _touch_ckpt(experiment / "runs" / "b" / "checkpoints" / "last.ckpt", 2_000)
+    _touch_ckpt(experiment / "runs" / "b" / "checkpoints" / "copy_of_last.ckpt", 4_000)  # not a resume point
+    only_steps = _touch_ckpt(experiment / "runs" / "d" / "checkpoints" / "step_0000002.ckpt", 2_500)  # save_last=false
     run = experiment / "runs" / "c"
     run.mkdir()
     assert resolve_ckpt_path("last", run, experiment) == str(newest)
+    os.utime(only_steps, (5_000, 5_000))
+    assert resolve_ckpt_path("last", run, experiment) == str(only_steps)
     assert resolve_ckpt_path("auto", run, experiment) is None
     own = _touch_ckpt(run / "checkpoints" / "last.ckpt", 500)
     assert resolve_ckpt_path("last", run, experiment) == str(own) == resolve_ckpt_path("auto", run, experiment)

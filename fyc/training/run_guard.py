@@ -10,8 +10,8 @@
   when there is none.
 * a file path: that checkpoint (an error when it does not exist).
 
-"Checkpoints" are ``checkpoints/*.ckpt`` and SLURM's requeue checkpoints ``hpc_ckpt_<n>.ckpt``; the newest is the
-one modified last.
+"Checkpoints" are ``checkpoints/last.ckpt`` (any ``checkpoints/*.ckpt`` when there is no ``last.ckpt``) and SLURM's
+requeue checkpoints ``hpc_ckpt_<n>.ckpt``; the newest is the one modified last.
 
 Before resuming, the run config recorded in the checkpoint (``fyc_config``) is compared with the current one: a
 change under one of ``resume.guarded_keys`` (model architecture and weights, resolution, frames, dataset) refuses
@@ -70,24 +70,27 @@ class ResumePlan:
 
 
 def find_checkpoints(folder: str | Path, recursive: bool = False) -> list[Path]:
-    """Checkpoint files of a run folder (``checkpoints/*.ckpt``, ``hpc_ckpt_*.ckpt``), or of every run folder
-    below it with ``recursive``."""
+    """Resumable checkpoints of a run folder, or of every run folder below it with ``recursive``: each
+    ``checkpoints/`` folder's ``last.ckpt`` (all its ``*.ckpt`` when it has none, i.e. ``save_last=false``) and
+    SLURM's ``hpc_ckpt_*.ckpt``. Other files beside ``last.ckpt`` (copies, ``step_*.ckpt``) are older states."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    if recursive:
-        found = [*folder.rglob("checkpoints/*.ckpt"), *folder.rglob("hpc_ckpt_*.ckpt")]
-    else:
-        found = [*folder.glob("checkpoints/*.ckpt"), *folder.glob("hpc_ckpt_*.ckpt")]
-    return sorted({p for p in found if p.is_file()})
+    glob = folder.rglob if recursive else folder.glob
+    found = [p for p in glob("hpc_ckpt_*.ckpt") if p.is_file()]
+    checkpoint_dirs = [d for d in glob("checkpoints") if d.is_dir()]
+    for checkpoint_dir in checkpoint_dirs:
+        last = checkpoint_dir / "last.ckpt"
+        found += [last] if last.is_file() else [p for p in checkpoint_dir.glob("*.ckpt") if p.is_file()]
+    return sorted(set(found))
 
 
 def newest_checkpoint(folder: str | Path, recursive: bool = False) -> Path | None:
-    """The checkpoint of :func:`find_checkpoints` modified last (``last.ckpt`` on a tie), or None."""
+    """The checkpoint of :func:`find_checkpoints` modified last, or None."""
     candidates = find_checkpoints(folder, recursive)
     if not candidates:
         return None
-    return max(candidates, key=lambda p: (p.stat().st_mtime, p.name == "last.ckpt"))
+    return max(candidates, key=lambda p: p.stat().st_mtime)
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path, search_dir: str | Path | None = None) -> str | None:
@@ -110,7 +113,7 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path, search_dir:
         if newest is None:
             looked = f"{output_dir}" + (f" nor under {search_dir}" if search_dir is not None else "")
             raise ResumeError(
-                f"ckpt_path=last: no checkpoint (checkpoints/*.ckpt, hpc_ckpt_*.ckpt) in {looked}",
+                f"ckpt_path=last: no checkpoint (checkpoints/last.ckpt or *.ckpt, hpc_ckpt_*.ckpt) in {looked}",
                 "ckpt_path=null to start from step 0, ckpt_path=<file.ckpt>, resume.search_dir=<experiment folder>, "
                 "or ckpt_path=auto (resume when this run folder has a checkpoint, else start fresh)")
         return str(newest)
