@@ -1,5 +1,8 @@
 """Train Follow-Your-Click.  python train.py experiment=toy   |   python train.py -m model.first_frame_masking.ratio=0,0.7
-Checks only (weights, GPUs, data, outputs, resume; docs/training.md):  python train.py experiment=paper_stage1 preflight.only=true"""
+
+Only the checks (weights, GPUs, data, outputs, resume; docs/training.md "Preflight and resume"):
+    python train.py experiment=paper_stage1 preflight.only=true
+"""
 import os
 import sys
 from pathlib import Path

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import logging
 import os
 import string
 import tempfile
@@ -22,8 +21,6 @@ from typing import Any, Callable
 from omegaconf import DictConfig
 
 from fyc.training.run_guard import ResumeError, ResumePlan, describe_init_source, plan_resume
-
-log = logging.getLogger(__name__)
 
 #: The UNet, VAE, text encoder and tokenizer of an SD-1.5-layout folder (``pretrained.model``).
 PIPELINE_SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer")
@@ -377,16 +374,16 @@ def check_resources(cfg: DictConfig, machine: Machine, settings: Any) -> list[Fi
             " or ".join(fits) + f" (devices x (num_workers + 1) <= {limit}; preflight.max_processes_per_core)"))
     prefetch = int(cfg.data.get("prefetch_factor", 2) or 2) if workers else 0
     batch_gb = cfg.data.batch_size * _frame_bytes(cfg.data.get("train_dataset")) / 2**30
-    per_process = float(settings.get("process_memory_gb", 2)) + workers * prefetch * batch_gb
+    per_process = float(settings.get("process_memory_gb", 1)) + workers * prefetch * batch_gb
     needed = processes * per_process
     if needed > machine.memory_available_gb:
-        base = float(settings.get("process_memory_gb", 2))
+        base = float(settings.get("process_memory_gb", 1))
         fits = []
         if processes > 1 and machine.memory_available_gb // per_process >= 1:
             fits.append(f"trainer.devices={int(machine.memory_available_gb // per_process)}")
         if workers and prefetch and machine.memory_available_gb / processes > base:
-            fits.append(f"data.num_workers="
-                        f"{min(workers - 1, int((machine.memory_available_gb / processes - base) / (prefetch * batch_gb)))}")
+            affordable = int((machine.memory_available_gb / processes - base) / (prefetch * batch_gb))
+            fits.append(f"data.num_workers={min(workers - 1, affordable)}")
         fits = fits or [f"fewer training processes than {processes} (trainer.devices), on a machine with more memory"]
         findings.append(Finding(
             "trainer.devices" if processes > 1 else "data.num_workers",

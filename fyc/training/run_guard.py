@@ -93,7 +93,8 @@ def newest_checkpoint(folder: str | Path, recursive: bool = False) -> Path | Non
     return max(candidates, key=lambda p: p.stat().st_mtime)
 
 
-def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path, search_dir: str | Path | None = None) -> str | None:
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path,
+                      search_dir: str | Path | None = None) -> str | None:
     """``ckpt_path`` config value → the checkpoint file to resume from, or None for a fresh start (module doc).
 
     Raises:
