@@ -29,10 +29,14 @@ def main(argv: list[str] | None = None) -> Path:
     if not Path(args.ckpt).is_file():
         parser.error(f"--ckpt {args.ckpt}: no such file")
 
+    from fyc.training.checkpoint_io import UnsafeCheckpointError
     from fyc.training.export import export_checkpoint
 
-    out = export_checkpoint(args.ckpt, args.out, what="pipeline" if args.pipeline else "unet", weights=args.weights,
-                            overrides=args.overrides, config=args.config)
+    try:
+        out = export_checkpoint(args.ckpt, args.out, what="pipeline" if args.pipeline else "unet",
+                                weights=args.weights, overrides=args.overrides, config=args.config)
+    except UnsafeCheckpointError as error:  # a crafted or foreign pickle: refused, nothing of it ran
+        parser.exit(2, f"error: {error}\n")
     print(f"exported {'pipeline' if args.pipeline else 'unet'}: {out}")
     return out
 

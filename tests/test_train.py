@@ -43,7 +43,7 @@ def test_train_steps_export_pipeline_and_learn(train_cfg_factory, tmp_path):
     out = tmp_path / "train"
     assert (out / "checkpoints" / "last.ckpt").is_file()
     assert len(_loss_column(out)) == 16
-    state = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    state = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     missing, unexpected = module.load_state_dict(state, strict=False)
     assert not unexpected and len(state) > 0
     after = fixed_loss()

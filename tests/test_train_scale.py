@@ -3,6 +3,7 @@ condition dropout statistics, gradient routing, atomic checkpoints."""
 from __future__ import annotations
 
 import csv
+import logging
 import shutil
 import subprocess
 import sys
@@ -32,7 +33,7 @@ def _toy_cfg(toy_root, out_dir, *overrides):
 
 
 def _trained_state(ckpt: Path) -> dict:
-    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
     return {"weights": checkpoint["state_dict"], "ema": checkpoint["ema"]["shadow"],
             "optimizer": checkpoint["optimizer_states"][0]["state"], "step": checkpoint["global_step"],
             "lr": checkpoint["lr_schedulers"][0]["last_epoch"], "loops": checkpoint["loops"]}
@@ -49,8 +50,31 @@ def resume_runs(toy_root, toy_components, tmp_path_factory):
     train(_toy_cfg(toy_root, part, *RESUME_OVERRIDES, f"trainer.max_steps={RESUME_STEPS // 2}"))
     interrupted = part / "checkpoints" / "interrupted.ckpt"
     shutil.copy(part / "checkpoints" / "last.ckpt", interrupted)  # the resumed run overwrites last.ckpt
-    train(_toy_cfg(toy_root, part, *RESUME_OVERRIDES, f"trainer.max_steps={RESUME_STEPS}", "ckpt_path=last"))
+    records = []  # what the resumed run logs
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: records.append(record.getMessage())
+    run_log = logging.getLogger("fyc.training.run")
+    run_log.addHandler(handler)
+    level = run_log.level
+    run_log.setLevel(logging.INFO)
+    try:
+        train(_toy_cfg(toy_root, part, *RESUME_OVERRIDES, f"trainer.max_steps={RESUME_STEPS}", "ckpt_path=last"))
+    finally:
+        run_log.removeHandler(handler)
+        run_log.setLevel(level)
+    resume_runs_log.extend(records)
     return full / "checkpoints" / "last.ckpt", interrupted, part / "checkpoints" / "last.ckpt"
+
+
+resume_runs_log: list[str] = []
+
+
+def test_resumed_run_logs_checkpoint_step_and_config_changes(resume_runs):
+    """The resumed run names the checkpoint and step it resumed from, and the config keys that changed."""
+    assert any("resuming from" in line and "interrupted" not in line and f"at step {RESUME_STEPS // 2}" in line
+               for line in resume_runs_log), resume_runs_log
+    assert any("config changes since the checkpoint" in line and "trainer.max_steps: 2 -> 4" in line
+               for line in resume_runs_log), resume_runs_log
 
 
 def test_resume_continues_exactly(resume_runs):
@@ -76,7 +100,7 @@ def test_resume_continues_exactly(resume_runs):
 def test_checkpoint_resume_state_records_data_position(resume_runs):
     """The interrupted checkpoint records the mid-epoch data position that the resumed run skips to."""
     _, interrupted_ckpt, _ = resume_runs
-    checkpoint = torch.load(interrupted_ckpt, map_location="cpu", weights_only=False)
+    checkpoint = torch.load(interrupted_ckpt, map_location="cpu", weights_only=True)
     assert checkpoint["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [{"epoch": 0, "batches_consumed": 2}]
     assert "RNGStateCallback" in checkpoint["callbacks"]
     assert "fyc_config" in checkpoint and checkpoint["fyc_config"]["model"]["ema"]["decay"] == 0.9
@@ -142,7 +166,7 @@ def test_ddp_two_cpu_processes(toy_root, toy_components, tmp_path):
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]
     assert "MEMBER: 1/2" in output and "MEMBER: 2/2" in output, output[-2000:]
-    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert checkpoint["global_step"] == 2
     assert (tmp_path / "pipeline" / "unet" / "diffusion_pytorch_model.safetensors").is_file()
 

@@ -111,7 +111,7 @@ class FlowEstimator:
             if not path.is_file():
                 raise FileNotFoundError(f"RAFT weights file not found: {path} (expected a torchvision {backend} state dict)")
             model = builder(weights=None)
-            model.load_state_dict(torch.load(path, map_location="cpu"))
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return model.eval().to(self.device)
 
     def __call__(self, frames: np.ndarray) -> torch.Tensor:

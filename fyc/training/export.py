@@ -17,6 +17,7 @@ import torch
 
 from fyc.models.schedulers import make_sampling_scheduler
 from fyc.pipelines.pipeline_fyc import FollowYourClickPipeline
+from fyc.training.checkpoint_io import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def module_from_checkpoint(ckpt_path: str | Path, overrides: Sequence[str] = (),
 
     if weights not in ("ema", "raw"):
         raise ValueError(f"weights must be 'ema' or 'raw', got {weights!r}")
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint(ckpt_path)  # weights_only: a crafted checkpoint cannot run code
     if config is not None:
         cfg = OmegaConf.load(config)
     elif "fyc_config" in checkpoint:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from fyc.models.first_frame_masking import mask_first_frame_latent
 from fyc.models.trainable import parameter_group_of, parameter_groups, select_trainable_parameters
+from fyc.training.checkpoint_io import load_checkpoint
 from fyc.training.conditioning import ConditionDropout, encode_text, encode_video, mask_to_latent
 from fyc.training.ema import EMAWeights
 
@@ -327,7 +328,7 @@ def read_unet_state_dict(source: str | os.PathLike, prefer_ema: bool = True) -> 
     ``prefer_ema``), a FollowYourClickUNet folder, or a pipeline folder with ``unet/``."""
     source = Path(source)
     if source.is_file():
-        checkpoint = torch.load(source, map_location="cpu", weights_only=False)
+        checkpoint = load_checkpoint(source)  # weights_only: a crafted checkpoint cannot run code
         state = {k[len("unet."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("unet.")}
         if prefer_ema and "ema" in checkpoint:
             state.update(checkpoint["ema"]["shadow"])
