@@ -228,6 +228,12 @@ class WebVidDataset(Dataset):
                                        flow_short_side=min(self.resolution),
                                        reference_short_side=reference_short_side or min(self.resolution))
                     + (f" --video-root {self.video_root}" if video_root is not None else "")) from None
+            meta = self.sidecar.metadata
+            if int(meta.get("flow_short_side", 0)) < min(self.resolution) or meta.get("flow_backend") != flow_backend:
+                logger.warning("%s: labels were computed with %s flow at short side %s, this dataset is configured "
+                               "for %s at %s px (flow_backend, resolution): the strength unit may differ from "
+                               "on-the-fly labels", sidecar_path, meta.get("flow_backend"),
+                               meta.get("flow_short_side"), flow_backend, min(self.resolution))
             if self.sidecar.num_frames != self.num_frames:
                 raise ValueError(f"{sidecar_path}: num_frames={self.sidecar.num_frames} in the sidecar, but the "
                                  f"dataset asks for num_frames={self.num_frames}")

@@ -91,6 +91,20 @@ def contract_from_run(run_config: dict | None, stats: dict | None, noise_schedul
              "reference_short_side": data.get("reference_short_side"),
              "region_rule": "paper Eq. 2: union over pairs of |flow| > mean |flow|; latent mask by "
                             "fyc.motion.masks.pool_mask (a cell is in the region if any pixel is)"}
+    sidecar = data.get("motion_sidecar") or (labels if source == "sidecar" and labels != "sidecar" else None)
+    if source == "sidecar" and sidecar is None and data.get("csv_path"):
+        csv = Path(data["csv_path"])
+        sidecar = csv.with_name(csv.stem + ".motion.parquet")
+    if sidecar is not None:
+        label["sidecar"] = str(sidecar)
+        try:  # the backend and resolution the labels were actually computed with
+            from fyc.data.sidecar import read_sidecar_metadata
+
+            meta = read_sidecar_metadata(sidecar)
+            label.update(flow_backend=meta.get("flow_backend"), flow_short_side=meta.get("flow_short_side"),
+                         sidecar_reference_short_side=meta.get("reference_short_side"))
+        except (OSError, ValueError):
+            pass
     strides = [float(v) for v in stats.get("frame_stride", [])]
     fps = [float(v) for v in stats.get("fps", [])]
     stride = float(np.median(strides)) if strides else (float(data["frame_stride"]) if isinstance(

@@ -345,9 +345,12 @@ class FollowYourClickPipeline(DiffusionPipeline):
         return strength, reason
 
     def _resolve_frame_stride(self, frame_stride) -> float | None:
-        """The stride passed to a stride-conditioned UNet: as given, else the training stride of the contract."""
-        if frame_stride is not None or not getattr(self.unet.config, "frame_stride_embedding", False):
-            return frame_stride
+        """The stride passed to a stride-conditioned UNet: as given, else the training stride of the contract.
+        None for a UNet without stride conditioning (a given stride is then ignored)."""
+        if not getattr(self.unet.config, "frame_stride_embedding", False):
+            return None
+        if frame_stride is not None:
+            return float(frame_stride)
         contract = self.training_contract
         if contract is None or contract.frame_stride is None:
             logger.warning("frame_stride=None on a stride-conditioned model with no recorded training stride: the "
