@@ -63,6 +63,8 @@ from fyc.pipelines.contract import CONTRACT_FILE, TrainingContract
 logger = logging.getLogger(__name__)
 SUPPORTED_IMAGE_MODES = ("RGB", "RGBA", "L")
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+# placeholder prompts marking the slots whose text embeddings the caller gave
+PROMPT_EMBEDS_SLOT, NEGATIVE_EMBEDS_SLOT = "\x00prompt_embeds", "\x00negative_prompt_embeds"
 
 
 @dataclass
@@ -333,7 +335,8 @@ class FollowYourClickPipeline(DiffusionPipeline):
                 return None, "not given and no training contract: strength embedding left out"
             strength = median
             reason = f"not given: the median strength of the training clips ({median:.3g} px per frame pair)"
-            logger.info("strength=None: using %s", reason)
+            logger.info("strength=None on a strength-conditioned model: using the median strength of the training "
+                        "clips, %.3g px per frame pair (training contract)", median)
         contract = self.training_contract
         low_high = None if contract is None else contract.strength_range
         if low_high is not None and conditioned:
@@ -543,7 +546,10 @@ class FollowYourClickPipeline(DiffusionPipeline):
         frame_stride = self._resolve_frame_stride(frame_stride)
 
         # 3. Regions: clicks → masks, latent masks (one pooling rule, as in training)
-        regions, pixel_masks, segmenter_name = self._regions(image, clicks, negative_clicks, mask, prompt or "",
+        # given embeddings take a slot of their own, filled in step 5
+        prompt = PROMPT_EMBEDS_SLOT if prompt_embeds is not None else (prompt or "")
+        negative_prompt = NEGATIVE_EMBEDS_SLOT if negative_prompt_embeds is not None else negative_prompt
+        regions, pixel_masks, segmenter_name = self._regions(image, clicks, negative_clicks, mask, prompt,
                                                              strength, regions, segmenter)
         if num_videos_per_prompt > 1:
             image = image.repeat_interleave(num_videos_per_prompt, 0)
@@ -568,16 +574,18 @@ class FollowYourClickPipeline(DiffusionPipeline):
                                    image_guidance_scale, guided_at)
 
         # 5. Encode prompts (or take the given embeddings) and build the UNet's conditions
-        unique = list(dict.fromkeys(p for slot in plan.slots for p in slot)) + [""]
+        given = {PROMPT_EMBEDS_SLOT: ("prompt_embeds", prompt_embeds),
+                 NEGATIVE_EMBEDS_SLOT: ("negative_prompt_embeds", negative_prompt_embeds)}
+        unique = list(dict.fromkeys(p for slot in plan.slots for p in slot if p not in given)) + [""]
         encoded = self.encode_prompt(unique, device)
-        slot_embeds = [encoded[[unique.index(p) for p in slot]] for slot in plan.slots]  # (B, L, D) each
         null_embeds = encoded[[len(unique) - 1] * batch_size]
-        if negative_prompt_embeds is not None:
-            slot_embeds[0] = _batch_embeds(negative_prompt_embeds, batch_size, num_videos_per_prompt,
-                                           "negative_prompt_embeds").to(device)
-        if prompt_embeds is not None:
-            given = _batch_embeds(prompt_embeds, batch_size, num_videos_per_prompt, "prompt_embeds").to(device)
-            slot_embeds[plan.slots.index(self._prompt_list(regions[0].prompt, batch_size, "prompt"))] = given
+        slot_embeds = []  # (B, L, D) each
+        for slot in plan.slots:
+            if slot[0] in given:
+                name, embeds = given[slot[0]]
+                slot_embeds.append(_batch_embeds(embeds, batch_size, num_videos_per_prompt, name).to(device))
+            else:
+                slot_embeds.append(encoded[[unique.index(p) for p in slot]])
         cond = self._branch_conditions(plan, slot_embeds, null_embeds, union, first_frame, frame_stride, batch_size,
                                        device)
         n = len(plan.branches)

@@ -31,11 +31,14 @@ TRAINING_STATS_SIZE = 4096
 
 def _instantiate_if_config(value):
     """A Hydra node (mapping with ``_target_``, as stored in hyper_parameters) → the object; anything else as is."""
-    if isinstance(value, dict) or (hasattr(value, "keys") and "_target_" in value):
-        if "_target_" in value:
-            import hydra
+    from collections.abc import Mapping
 
-            return hydra.utils.instantiate(dict(value), _convert_="all")
+    from omegaconf import DictConfig
+
+    if isinstance(value, (Mapping, DictConfig)) and "_target_" in value:
+        import hydra
+
+        return hydra.utils.instantiate(value, _convert_="all")
     return value
 
 
