@@ -34,8 +34,8 @@ POSITIVE, NEGATIVE = "positive point", "negative point"
 
 def build_app(pipeline: FollowYourClickPipeline, segmenter, steps: int = 25, frames: int = 16,
               out_dir: str | Path | None = None) -> gr.Blocks:
-    """The Blocks UI around ``pipeline``; videos go to ``out_dir`` (default: a temporary folder, removed with the
-    app or at exit; ``app.fyc_out_dir`` names it). The strength slider starts at the training median and videos
+    """The Blocks UI around ``pipeline``; videos go to ``out_dir`` (default: a temporary folder, removed at exit;
+    ``app.fyc_out_dir`` names it, ``app.fyc_cleanup()`` removes it now). The strength slider starts at the training median and videos
     are written at the training clips' effective fps, both from the pipeline's training contract."""
     temporary = out_dir is None
     out_dir = Path(out_dir or tempfile.mkdtemp(prefix="fyc_app_"))
@@ -118,8 +118,9 @@ def build_app(pipeline: FollowYourClickPipeline, segmenter, steps: int = 25, fra
         clear.click(on_clear, image, [points, overlay, status])
         generate.click(on_generate, [image, points, prompt, strength, num_steps, num_frames, seed], [video, status])
     app.fyc_out_dir = out_dir
-    if temporary:  # removed when the app is garbage-collected or the process exits
-        weakref.finalize(app, shutil.rmtree, str(out_dir), True)
+    # A temporary folder is removed when the process exits (or when the app is garbage-collected, or on
+    # app.fyc_cleanup()); a folder the caller named is kept.
+    app.fyc_cleanup = weakref.finalize(app, shutil.rmtree, str(out_dir), True) if temporary else None
     return app
 
 
