@@ -13,11 +13,10 @@ window at the video's first frame instead.
 ``{page_dir}/{videoid}_mask.png``, white = the moving object(s) in the window's first frame: SAM masks made offline,
 or the toy world's truth) instead of Eq. 2's flow mask; the strength stays Eq. 2's (mean flow inside the flow mask).
 Why: at inference the mask channel gets the clicked object's mask, while Eq. 2's union of per-pair flow masks
-covers everything the object sweeps over the clip, plus the flow's spatial spill — on the toy study's 400 training
-videos at 32 px, 20.7% of the frame on average for objects covering 5.6% (research/sidecar_stats.py). A model
-trained on the union learns "the mask is where the object goes" and, given an object mask, keeps the object in
-place (docs/toy_study.md). The mask describes frame 0 of the
-video, so it needs ``start="first"``.
+covers everything the object sweeps over the clip, plus the flow's spatial spill — several times the object's area
+on toy videos (``research/sidecar_stats.py`` measures it). A model trained on the union learns "the mask is where
+the object goes" and, given an object mask, keeps the object in place (docs/toy_study.md). The mask describes
+frame 0 of the video, so it needs ``start="first"``.
 
 Per video (one row, keyed by ``videoid``):
 
