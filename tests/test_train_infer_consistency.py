@@ -221,6 +221,7 @@ def test_one_mask_pooling_for_sidecar_training_and_pipeline(toy_pipeline_dir):
     assert np.array_equal(sidecar, training) and np.array_equal(training, sampled) and sidecar[2].sum() >= 13
 
 
+@pytest.mark.filterwarnings("ignore:Found keys that are in the model state dict")  # frozen weights, by design
 def test_load_from_checkpoint_rebuilds_the_module(contract_pipeline, tmp_path):
     import lightning as L
 

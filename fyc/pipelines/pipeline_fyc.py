@@ -234,6 +234,8 @@ class FollowYourClickPipeline(DiffusionPipeline):
                      image_guidance_scale: float | None, output_type: str,
                      callback_on_step_end_tensor_inputs: Sequence[str]) -> None:
         """Raise ValueError naming the argument and its valid range."""
+        check_number("guidance_scale", guidance_scale)
+        check_number("image_guidance_scale", image_guidance_scale, allow_none=True)
         max_frames = self.unet.config.motion_max_seq_length
         if not isinstance(num_frames, int) or not 1 <= num_frames <= max_frames:
             raise ValueError(f"num_frames must be in [1, {max_frames}] (an integer; the motion modules' "
@@ -524,8 +526,6 @@ class FollowYourClickPipeline(DiffusionPipeline):
         if regions is None and clicks is not None and _looks_like_mask(clicks):
             raise ValueError("clicks: got what looks like a mask (an image, a 2-D array or a (B, 1, H, W) tensor); "
                              "pass masks as mask=..., clicks as a list of (x, y) points")
-        check_number("guidance_scale", guidance_scale)
-        check_number("image_guidance_scale", image_guidance_scale, allow_none=True)
         check_number("strength", strength, allow_none=True)
         check_number("frame_stride", frame_stride, allow_none=True, positive=True)
         if not isinstance(num_videos_per_prompt, int) or num_videos_per_prompt < 1:
