@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ import torch  # noqa: E402
 
 from fyc.data.video_io import write_video  # noqa: E402
 from fyc.pipelines import FollowYourClickPipeline, load_segmenter  # noqa: E402
+from fyc.pipelines.pipeline_fyc import check_number  # noqa: E402
 from fyc.pipelines.visualize import overlay_masks  # noqa: E402
 
 POSITIVE, NEGATIVE = "positive point", "negative point"
@@ -31,10 +34,15 @@ POSITIVE, NEGATIVE = "positive point", "negative point"
 
 def build_app(pipeline: FollowYourClickPipeline, segmenter, steps: int = 25, frames: int = 16,
               out_dir: str | Path | None = None) -> gr.Blocks:
-    """The Blocks UI around ``pipeline``; videos go to ``out_dir`` (default: a temporary folder)."""
+    """The Blocks UI around ``pipeline``; videos go to ``out_dir`` (default: a temporary folder, removed at exit;
+    ``app.fyc_out_dir`` names it, ``app.fyc_cleanup()`` removes it now). The strength slider starts at the training median and videos
+    are written at the training clips' effective fps, both from the pipeline's training contract."""
+    temporary = out_dir is None
     out_dir = Path(out_dir or tempfile.mkdtemp(prefix="fyc_app_"))
     out_dir.mkdir(parents=True, exist_ok=True)
     max_frames = pipeline.unet.config.motion_max_seq_length
+    contract = getattr(pipeline, "training_contract", None)
+    default_strength = (contract.median_strength if contract is not None else None) or 4.0
 
     def segment(image, points):
         if image is None or not points:
@@ -70,6 +78,7 @@ def build_app(pipeline: FollowYourClickPipeline, segmenter, steps: int = 25, fra
             raise gr.Error(status)
         callback = lambda pipe, i, t, kw: (progress((i + 1, int(num_steps)), desc="sampling"), {})[1]  # noqa: E731
         try:
+            check_number("strength", strength)
             out = pipeline(image, mask=mask, prompt=prompt or "", strength=float(strength),
                            num_frames=int(num_frames), num_inference_steps=int(num_steps),
                            generator=torch.Generator().manual_seed(int(seed)), callback_on_step_end=callback)
@@ -78,8 +87,10 @@ def build_app(pipeline: FollowYourClickPipeline, segmenter, steps: int = 25, fra
         video = (out.frames[0] * 255).round().astype(np.uint8)
         if video.shape[1] % 2 or video.shape[2] % 2:
             raise gr.Error("image height and width must be even for mp4")
-        path = write_video(out_dir / f"fyc_{len(list(out_dir.glob('*.mp4'))):04d}.mp4", video, fps=8)
-        return str(path), f"{status}; video: {video.shape[0]} frames"
+        path = write_video(out_dir / f"fyc_{len(list(out_dir.glob('*.mp4'))):04d}.mp4", video,
+                           fps=out.fps or 8.0)
+        strengths = ", ".join("none" if v is None else f"{v:g}" for v in out.strengths or [])
+        return str(path), f"{status}; strength {strengths}; video: {video.shape[0]} frames"
 
     with gr.Blocks(title="Follow-Your-Click") as app:
         gr.Markdown("## Follow-Your-Click — click an object, describe its motion, generate")
@@ -93,7 +104,8 @@ def build_app(pipeline: FollowYourClickPipeline, segmenter, steps: int = 25, fra
             overlay = gr.Image(label="Mask overlay", type="numpy", interactive=False, elem_id="mask-overlay")
         prompt = gr.Textbox(label="Short motion prompt", placeholder="e.g. wag tail", elem_id="prompt")
         with gr.Row():
-            strength = gr.Slider(0, 20, value=4, step=0.5, label="Motion strength (px per frame pair)")
+            strength = gr.Slider(0, max(20, 2 * default_strength), value=round(default_strength, 1), step=0.5,
+                                 label="Motion strength (px per frame pair)")
             num_steps = gr.Slider(1, 100, value=steps, step=1, label="Steps")
             num_frames = gr.Slider(1, max_frames, value=min(frames, max_frames), step=1, label="Frames")
             seed = gr.Number(value=0, precision=0, label="Seed")
@@ -105,20 +117,39 @@ def build_app(pipeline: FollowYourClickPipeline, segmenter, steps: int = 25, fra
         image.select(on_click, [image, points, kind], [points, overlay, status])
         clear.click(on_clear, image, [points, overlay, status])
         generate.click(on_generate, [image, points, prompt, strength, num_steps, num_frames, seed], [video, status])
+    app.fyc_out_dir = out_dir
+    # A temporary folder is removed when the process exits (or when the app is garbage-collected, or on
+    # app.fyc_cleanup()); a folder the caller named is kept.
+    app.fyc_cleanup = weakref.finalize(app, shutil.rmtree, str(out_dir), True) if temporary else None
     return app
+
+
+def positive_int(name: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {value}")
+        return value
+
+    return parse
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="FollowYourClickPipeline folder or hub id")
+    parser.add_argument("--model", default=None, help="FollowYourClickPipeline folder or hub id")
     parser.add_argument("--sam", default=None, help="SAM hub id or folder; default: region-growing fallback")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: this machine only)")
     parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--steps", type=positive_int("--steps"), default=25)
+    parser.add_argument("--frames", type=positive_int("--frames"), default=16)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
-    pipeline = FollowYourClickPipeline.from_pretrained(args.model).to(args.device)
+    from animate import resolve_model  # the same --model handling as the CLI
+
+    pipeline = FollowYourClickPipeline.from_pretrained(resolve_model(parser, args.model)).to(args.device)
     pipeline.set_progress_bar_config(disable=True)
     segmenter = load_segmenter(args.sam, device=args.device)
     print(f"segmenter: {segmenter.name}", flush=True)

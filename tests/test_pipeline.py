@@ -30,7 +30,7 @@ def image_and_mask():
 def _run(pipe, image, mask, seed=0, **kwargs):
     args = dict(prompt="move left", strength=2.0, num_frames=4, num_inference_steps=2, guidance_scale=3.0)
     args.update(kwargs)
-    return pipe(image, mask, generator=torch.Generator().manual_seed(seed), **args).frames
+    return pipe(image, mask=mask, generator=torch.Generator().manual_seed(seed), **args).frames
 
 
 def test_output_shape_range_and_seed(pipe, image_and_mask):

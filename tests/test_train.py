@@ -27,7 +27,8 @@ def test_train_steps_export_pipeline_and_learn(train_cfg_factory, tmp_path):
     cfg = train_cfg_factory("logger=csv", "trainer.max_steps=16", "trainer.val_check_interval=16",
                             "trainer.limit_train_batches=1", "trainer.log_every_n_steps=1", "model.optimizer.lr=2e-3",
                             "model.lr_scheduler.num_warmup_steps=0", "model.condition_dropout.caption=0",
-                            "model.condition_dropout.short_prompt=0", "model.condition_dropout.first_frame=0")
+                            "model.condition_dropout.short_prompt=0", "model.condition_dropout.first_frame=0",
+                            "model.condition_dropout.null_condition=0")
     module = hydra.utils.instantiate(cfg.model, _convert_="all")
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     datamodule.setup("fit")

@@ -229,7 +229,7 @@ def test_condition_dropout_rates_are_honoured(toy_module, monkeypatch):
 
     rates = {"caption": 0.1, "short_prompt": 0.3, "first_frame": 0.05}
     n = 40_000
-    drop = ConditionDropout(**rates).draw(n, generator=torch.Generator().manual_seed(1))
+    drop = ConditionDropout(null_condition=0.0, **rates).draw(n, generator=torch.Generator().manual_seed(1))
     for name, p in rates.items():
         assert abs(drop[name].float().mean().item() - p) < 5 * (p * (1 - p) / n) ** 0.5, name
     joint = (drop["caption"] & drop["short_prompt"]).float().mean().item()
@@ -243,7 +243,8 @@ def test_condition_dropout_rates_are_honoured(toy_module, monkeypatch):
         return type("Out", (), {"sample": torch.zeros_like(sample)})()
 
     monkeypatch.setattr(module.unet, "forward", fake_unet)
-    monkeypatch.setattr(module, "condition_dropout", ConditionDropout(caption=0.5, short_prompt=0.2, first_frame=0.3))
+    monkeypatch.setattr(module, "condition_dropout", ConditionDropout(null_condition=0.0, caption=0.5, short_prompt=0.2,
+                                                                   first_frame=0.3))
     batch = 400
     module.diffusion_loss(_fake_batch(batch, frames=2), generator=torch.Generator().manual_seed(2))
     null = module._null(1)[0]

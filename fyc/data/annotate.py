@@ -13,11 +13,10 @@ window at the video's first frame instead.
 ``{page_dir}/{videoid}_mask.png``, white = the moving object(s) in the window's first frame: SAM masks made offline,
 or the toy world's truth) instead of Eq. 2's flow mask; the strength stays Eq. 2's (mean flow inside the flow mask).
 Why: at inference the mask channel gets the clicked object's mask, while Eq. 2's union of per-pair flow masks
-covers everything the object sweeps over the clip, plus the flow's spatial spill — on the toy study's 400 training
-videos at 32 px, 20.7% of the frame on average for objects covering 5.6% (research/sidecar_stats.py). A model
-trained on the union learns "the mask is where the object goes" and, given an object mask, keeps the object in
-place (docs/toy_study.md). The mask describes frame 0 of the
-video, so it needs ``start="first"``.
+covers everything the object sweeps over the clip, plus the flow's spatial spill — several times the object's area
+on toy videos (``research/sidecar_stats.py`` measures it). A model trained on the union learns "the mask is where
+the object goes" and, given an object mask, keeps the object in place (docs/toy_study.md). The mask describes
+frame 0 of the video, so it needs ``start="first"``.
 
 Per video (one row, keyed by ``videoid``):
 
@@ -39,10 +38,15 @@ column                type             meaning
 ``strength``          float32          mean |flow| inside the mask, px per pair of window frames, at a frame
                                        whose short side is ``reference_short_side`` (>= 0)
 ``flow_backend``      string           the backend that produced the row (after any fallback)
+``magnitude_bits``    binary           float16 (mask_h, mask_w): each cell's mean |flow| over the window's pairs,
+                                       in ``strength``'s unit (version >= 2; lets a crop re-derive its strength)
 ===================== ================ ===================================================================
 
 Flow is computed on the full frame resized to short side ``flow_short_side`` (never upscaled: a smaller video is
-used at its native size), the mask at that resolution is area-downsampled (>= 0.5 coverage) to the mask grid.
+used at its native size); the mask at that resolution is pooled to the mask grid by the project's one rule
+(:func:`fyc.motion.masks.pool_mask`, a cell is in the mask if any of its pixels is), the magnitude map by area
+averaging. Labels are computed on the full frame; the dataset crops mask and magnitude with the pixels and
+re-derives the strength of what remains (a crop that cuts the moving region away gets strength 0).
 The annotation parameters are stored in the parquet schema metadata (key ``fyc_motion_sidecar``, JSON).
 
 Resumable and shardable: each shard (``shard=(i, n)``, row ``j`` belongs to shard ``j % n``) appends part files
@@ -66,11 +70,13 @@ import numpy as np
 import torch
 
 from fyc.data.sampling import TooFewFramesError, sample_frame_indices
+# Reading sidecars lives in fyc.data.sidecar (the dataset needs it without the annotator); names re-exported here.
+from fyc.data.sidecar import (METADATA_KEY, SIDECAR_VERSION, MissingSidecarError, MotionSidecar,  # noqa: F401
+                              _sidecar_files, pack_floats, pack_mask, parts_dir, read_sidecar, read_sidecar_metadata,
+                              sidecar_stats, unpack_floats, unpack_mask)
+from fyc.motion.masks import pool_mask_np
 
 logger = logging.getLogger(__name__)
-
-SIDECAR_VERSION = 1
-METADATA_KEY = b"fyc_motion_sidecar"
 SKIP_REASONS = ("missing_file", "decode_error", "too_few_frames", "bad_row")
 
 
@@ -81,7 +87,7 @@ class AnnotateConfig:
     num_frames, frame_stride, target_fps: the window (fixed stride or stride from a target fps; not a range).
     flow: backend (``fyc.motion.FLOW_BACKENDS``); weights: RAFT weights ("DEFAULT" = torchvision weights API, a
         local state-dict path, or None = random weights, for speed tests only).
-    allow_fallback: when RAFT weights cannot be loaded, warn loudly and use ``farneback`` instead of failing.
+    allow_fallback: when RAFT weights cannot be loaded, warn loudly and use ``dis`` instead of failing.
     flow_short_side: flow resolution (short side px); mask_short_side: stored mask grid (short side px; 64 is
         the latent grid of 512-px training); reference_short_side: the unit of ``strength``.
     start: where the window sits: "center" (default) or "first" (from the video's first frame).
@@ -92,7 +98,7 @@ class AnnotateConfig:
     num_frames: int = 16
     frame_stride: int | None = 4
     target_fps: float | None = None
-    flow: str = "farneback"
+    flow: str = "dis"
     weights: str | None = "DEFAULT"
     allow_fallback: bool = False
     device: str = "cpu"
@@ -158,25 +164,20 @@ def label_grid(height: int, width: int, short_side: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def pack_mask(mask: np.ndarray) -> bytes:
-    """bool (h, w) → ``numpy.packbits`` of the row-major flattening."""
-    return np.packbits(np.asarray(mask, dtype=bool).ravel()).tobytes()
-
-
-def unpack_mask(bits: bytes | np.ndarray, height: int, width: int) -> np.ndarray:
-    """Inverse of :func:`pack_mask` → bool (height, width)."""
-    flat = np.unpackbits(np.frombuffer(bits, dtype=np.uint8), count=height * width)
-    return flat.reshape(height, width).astype(bool)
-
-
 def downsample_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
-    """bool (H, W) → bool (height, width): area coverage >= 0.5 (identity when the size matches)."""
+    """bool (H, W) → bool (height, width) by the project's one pooling rule (:func:`fyc.motion.masks.pool_mask`:
+    a cell is in the region if any of its pixels is), as the training module and the pipeline pool masks."""
+    return pool_mask_np(mask, height, width)
+
+
+def downsample_magnitude(magnitude: np.ndarray, height: int, width: int) -> np.ndarray:
+    """float (H, W) per-pixel mean |flow| → float32 (height, width) by area averaging."""
     import cv2
 
-    mask = np.asarray(mask, dtype=bool)
-    if mask.shape == (height, width):
-        return mask
-    return cv2.resize(mask.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA) >= 0.5
+    magnitude = np.asarray(magnitude, dtype=np.float32)
+    if magnitude.shape == (height, width):
+        return magnitude
+    return cv2.resize(magnitude, (width, height), interpolation=cv2.INTER_AREA)
 
 
 def window_for(length: int, native_fps: float, config: AnnotateConfig):
@@ -245,13 +246,13 @@ def _schema():
                       ("frame_indices", pa.list_(pa.int32())), ("frame_stride", pa.int32()), ("fps", pa.float32()),
                       ("video_height", pa.int32()), ("video_width", pa.int32()), ("mask_height", pa.int32()),
                       ("mask_width", pa.int32()), ("mask_bits", pa.binary()), ("mask_fraction", pa.float32()),
-                      ("strength", pa.float32()), ("flow_backend", pa.string())])
+                      ("strength", pa.float32()), ("flow_backend", pa.string()), ("magnitude_bits", pa.binary())])
 
 
 def _empty_row(videoid: str, status: str, detail: str, backend: str) -> dict:
     return {"videoid": videoid, "status": status, "detail": detail, "frame_indices": [], "frame_stride": 0,
             "fps": 0.0, "video_height": 0, "video_width": 0, "mask_height": 0, "mask_width": 0, "mask_bits": b"",
-            "mask_fraction": 0.0, "strength": 0.0, "flow_backend": backend}
+            "mask_fraction": 0.0, "strength": 0.0, "flow_backend": backend, "magnitude_bits": b""}
 
 
 def _write_parquet(rows: list[dict], path: Path, metadata: dict) -> None:
@@ -265,73 +266,6 @@ def _write_parquet(rows: list[dict], path: Path, metadata: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     pq.write_table(table, tmp)
     os.replace(tmp, path)
-
-
-def parts_dir(out: str | Path) -> Path:
-    out = Path(out)
-    return out.with_name(out.name + ".parts")
-
-
-def _sidecar_files(out: Path) -> list[Path]:
-    files = sorted(parts_dir(out).glob("*.parquet"))
-    return ([out] if out.is_file() else []) + files
-
-
-def read_sidecar_metadata(path: str | Path) -> dict:
-    """The annotation parameters stored in a sidecar file (or the first part of a parts folder)."""
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    files = _sidecar_files(path) if not path.is_dir() else sorted(path.glob("*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"motion sidecar not found: {path} (nor {parts_dir(path)}/*.parquet)")
-    meta = pq.read_schema(files[0]).metadata or {}
-    if METADATA_KEY not in meta:
-        raise ValueError(f"{files[0]}: not a fyc motion sidecar (no {METADATA_KEY.decode()} metadata)")
-    return json.loads(meta[METADATA_KEY])
-
-
-def read_sidecar(path: str | Path, columns: Sequence[str] | None = None):
-    """The sidecar as a pyarrow Table: the merged file plus any part files (``<path>.parts/``), one row per
-    videoid (the last written wins, an ``ok`` row over a failed one)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    files = _sidecar_files(path) if not path.is_dir() else sorted(path.glob("*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"motion sidecar not found: {path} (nor {parts_dir(path)}/*.parquet)")
-    cols = None if columns is None else sorted(set(columns) | {"videoid", "status"})
-    table = pa.concat_tables([pq.read_table(f, columns=cols).replace_schema_metadata(None) for f in files])
-    if table.num_rows == 0:
-        return table
-    # Keep the last ok row of each videoid, else its last row.
-    order = np.arange(table.num_rows) + np.where(pc.equal(table["status"], "ok").to_numpy(zero_copy_only=False),
-                                                 table.num_rows, 0)
-    import pandas as pd
-
-    frame = pd.DataFrame({"videoid": table["videoid"].to_numpy(zero_copy_only=False), "order": order})
-    keep = frame.sort_values("order", kind="stable").drop_duplicates("videoid", keep="last").index.to_numpy()
-    return table.take(np.sort(keep))
-
-
-def sidecar_stats(path: str | Path) -> dict:
-    """What a sidecar's labels look like: ``rows``, ``ok``, ``status`` (count per status), and over the ok rows
-    ``mask_coverage`` and ``strength`` (each ``mean``, ``p10``, ``median``, ``p90``; coverage = share of the stored
-    mask grid that is on, in [0, 1]; strength in the sidecar's unit)."""
-    table = read_sidecar(path, columns=["mask_bits", "mask_height", "mask_width", "strength"])
-    rows = [r for r in table.to_pylist() if r["status"] == "ok"]
-    coverage = [unpack_mask(r["mask_bits"], r["mask_height"], r["mask_width"]).mean() for r in rows]
-
-    def spread(values: list[float]) -> dict:
-        if not values:
-            return {}
-        p10, median, p90 = np.percentile(values, [10, 50, 90])
-        return {"mean": float(np.mean(values)), "p10": float(p10), "median": float(median), "p90": float(p90)}
-
-    return {"rows": table.num_rows, "ok": len(rows), "status": dict(Counter(table["status"].to_pylist())),
-            "mask_coverage": spread(coverage), "strength": spread([r["strength"] for r in rows])}
 
 
 def merge_sidecar(out: str | Path) -> Path:
@@ -350,7 +284,7 @@ def merge_sidecar(out: str | Path) -> Path:
 
 def build_flow_estimator(config: AnnotateConfig):
     """(FlowEstimator, backend actually used). RAFT without loadable weights raises unless ``allow_fallback``,
-    which warns loudly and uses ``farneback``."""
+    which warns loudly and uses ``dis`` (the weight-free backend whose labels scale with speed)."""
     from fyc.motion import FlowEstimator
 
     try:
@@ -358,15 +292,16 @@ def build_flow_estimator(config: AnnotateConfig):
     except (RuntimeError, FileNotFoundError, OSError) as err:
         if not (config.flow.startswith("raft") and config.allow_fallback):
             raise
-        message = (f"!!! RAFT weights unavailable ({err}). FALLING BACK TO OpenCV farneback flow for every clip "
+        message = (f"!!! RAFT weights unavailable ({err}). FALLING BACK TO OpenCV dis flow for every clip "
                    "of this run (recorded in the sidecar's flow_backend column) !!!")
         logger.warning(message)
         print(message, file=sys.stderr, flush=True)
-        return FlowEstimator("farneback"), "farneback"
+        return FlowEstimator("dis"), "dis"
 
 
-def label_clips(estimator, clips: list[np.ndarray], config: AnnotateConfig) -> list[tuple[np.ndarray, float]]:
-    """Eq. 2 labels for clips (uint8 (F, h, w, 3) each) → [(mask bool (h, w), strength at reference)].
+def label_clips(estimator, clips: list[np.ndarray], config: AnnotateConfig) -> list[tuple]:
+    """Eq. 2 labels for clips (uint8 (F, h, w, 3) each) → [(mask bool (h, w), strength at reference,
+    per-pixel mean |flow| float32 (h, w) at reference)].
 
     Clips of the same size are batched into one ``FlowEstimator.pairs`` call (one RAFT batch on the GPU)."""
     from fyc.motion import motion_label_from_flow
@@ -384,7 +319,7 @@ def label_clips(estimator, clips: list[np.ndarray], config: AnnotateConfig) -> l
             pairs = clips[k].shape[0] - 1
             label = motion_label_from_flow(flow[start:start + pairs], config.reference_short_side,
                                            config.min_magnitude)
-            out[k] = (label.mask.numpy(), float(label.strength))
+            out[k] = (label.mask.numpy(), float(label.strength), label.magnitude.numpy())
             start += pairs
     return out
 
@@ -525,7 +460,7 @@ def annotate_motion(csv_path: str | Path, out: str | Path, config: AnnotateConfi
                     result.skipped[item["failed"]] += 1
                     logger.warning("skipping %s (%s): %s", item["videoid"], item["failed"], item["detail"])
                     pending.append(_empty_row(item["videoid"], item["failed"], item["detail"], backend))
-            for item, (mask, strength) in zip(good, labels):
+            for item, (mask, strength, magnitude) in zip(good, labels):
                 mask = item.get("object_mask", mask)  # mask_file: the object mask replaces Eq. 2's (strength stays)
                 h, w = item["frames"].shape[1:3]
                 grid = label_grid(h, w, config.mask_short_side)
@@ -535,7 +470,8 @@ def annotate_motion(csv_path: str | Path, out: str | Path, config: AnnotateConfi
                                 "frame_stride": int(item["frame_stride"]), "fps": float(item["fps"]),
                                 "video_height": int(item["video_height"]), "video_width": int(item["video_width"]),
                                 "mask_height": grid[0], "mask_width": grid[1], "mask_bits": pack_mask(small),
-                                "mask_fraction": float(small.mean()), "strength": strength, "flow_backend": backend})
+                                "mask_fraction": float(small.mean()), "strength": strength, "flow_backend": backend,
+                                "magnitude_bits": pack_floats(downsample_magnitude(magnitude, *grid))})
                 result.processed += 1
             if len(pending) >= flush_every:
                 flush()
@@ -566,56 +502,8 @@ def _metadata(config: AnnotateConfig, backend: str) -> dict:
     meta = asdict(config)
     meta.update(version=SIDECAR_VERSION, flow_backend=backend, requested_flow=config.flow,
                 weights=None if config.weights is None else str(config.weights),
-                strength_unit=f"px per frame pair at short side {config.reference_short_side}")
+                strength_unit=f"px per frame pair at short side {config.reference_short_side}",
+                mask_pooling="any pixel (fyc.motion.masks.pool_mask)")
     return meta
 
 
-class MotionSidecar:
-    """Sidecar labels aligned to a dataset's rows, held in numpy buffers (shared by forked DataLoader workers).
-
-    ``entry(row)`` → None (no ok label) or dict(frame_indices int64 (F,), frame_stride, fps, mask bool (h, w)
-    over the full frame, strength float (px per pair at ``reference_short_side``)).
-    """
-
-    def __init__(self, path: str | Path, videoids: Iterable[str]):
-        import pandas as pd
-
-        self.path = Path(path)
-        self.metadata = read_sidecar_metadata(self.path)
-        self.reference_short_side = int(self.metadata["reference_short_side"])
-        self.num_frames = int(self.metadata["num_frames"])
-        table = read_sidecar(self.path)
-        ok = np.asarray(table["status"].to_numpy(zero_copy_only=False) == "ok")
-        table = table.filter(ok)
-        ids = pd.Index(table["videoid"].to_numpy(zero_copy_only=False))
-        self._row = ids.get_indexer(pd.Index(list(videoids))).astype(np.int64)  # -1: no label
-        lists = table["frame_indices"]
-        self._idx_offsets = np.zeros(table.num_rows + 1, np.int64)
-        lengths = np.array([len(v) for v in lists.to_pylist()], np.int64) if table.num_rows else np.zeros(0, np.int64)
-        np.cumsum(lengths, out=self._idx_offsets[1:])
-        self._indices = (np.concatenate([np.asarray(v, np.int64) for v in lists.to_pylist()])
-                         if table.num_rows else np.zeros(0, np.int64))
-        bits = table["mask_bits"].to_pylist()
-        self._bit_offsets = np.zeros(table.num_rows + 1, np.int64)
-        np.cumsum([len(b) for b in bits], out=self._bit_offsets[1:])
-        self._bits = np.frombuffer(b"".join(bits), np.uint8)
-        self._stride = table["frame_stride"].to_numpy().astype(np.int64)
-        self._fps = table["fps"].to_numpy().astype(np.float64)
-        self._strength = table["strength"].to_numpy().astype(np.float64)
-        self._mask_hw = np.stack([table["mask_height"].to_numpy(), table["mask_width"].to_numpy()], 1) \
-            if table.num_rows else np.zeros((0, 2), np.int64)
-
-    @property
-    def coverage(self) -> float:
-        """Fraction of the dataset's rows that have an ok label."""
-        return float((self._row >= 0).mean()) if len(self._row) else 0.0
-
-    def entry(self, row: int) -> dict | None:
-        k = int(self._row[row])
-        if k < 0:
-            return None
-        h, w = (int(v) for v in self._mask_hw[k])
-        return {"frame_indices": self._indices[self._idx_offsets[k]:self._idx_offsets[k + 1]].copy(),
-                "frame_stride": int(self._stride[k]), "fps": float(self._fps[k]),
-                "mask": unpack_mask(self._bits[self._bit_offsets[k]:self._bit_offsets[k + 1]].tobytes(), h, w),
-                "strength": float(self._strength[k])}

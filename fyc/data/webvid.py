@@ -33,7 +33,7 @@ class FlowMotionLabeler:
     across processes). ``reference_short_side=None`` keeps strengths in pixels of the returned frames.
     """
 
-    def __init__(self, backend: str = "farneback", weights: str | None = "DEFAULT",
+    def __init__(self, backend: str = "dis", weights: str | None = "DEFAULT",
                  reference_short_side: int | None = None):
         self.backend, self.weights, self.reference_short_side = backend, weights, reference_short_side
         self._estimator = None
@@ -150,7 +150,7 @@ class WebVidDataset(Dataset):
                  start: str = "random", random_crop: bool = False,
                  path_template: str = "{page_dir}/{videoid}.mp4", caption_column: str = "name",
                  short_prompt_column: str = "short_prompt", require_short_prompt: bool = False,
-                 motion_labels: str | Path | None = "flow", flow_backend: str = "farneback",
+                 motion_labels: str | Path | None = "flow", flow_backend: str = "dis",
                  flow_weights: str | None = "DEFAULT", reference_short_side: int | None = None,
                  label_fn: LabelFn | None = None, seed: int = 0, max_attempts: int = 10,
                  motion_sidecar: str | Path | None = None):
@@ -215,9 +215,25 @@ class WebVidDataset(Dataset):
         del table
         self.sidecar = None
         if sidecar_path is not None:
-            from fyc.data.annotate import MotionSidecar
+            from fyc.data.sidecar import MissingSidecarError, MotionSidecar, annotate_command
 
-            self.sidecar = MotionSidecar(sidecar_path, (self._videoids[i] for i in range(len(self._videoids))))
+            try:
+                self.sidecar = MotionSidecar(sidecar_path, (self._videoids[i] for i in range(len(self._videoids))))
+            except MissingSidecarError:
+                stride = self.frame_stride if isinstance(self.frame_stride, int) else 4
+                raise MissingSidecarError(
+                    f"motion_labels=sidecar but {sidecar_path} does not exist. This recipe reads its motion labels "
+                    f"from a sidecar written once, before training (docs/training.md, 'Training contract'):\n  "
+                    + annotate_command(self.csv_path, sidecar_path, self.num_frames, stride,
+                                       flow_short_side=min(self.resolution),
+                                       reference_short_side=reference_short_side or min(self.resolution))
+                    + (f" --video-root {self.video_root}" if video_root is not None else "")) from None
+            meta = self.sidecar.metadata
+            if int(meta.get("flow_short_side", 0)) < min(self.resolution) or meta.get("flow_backend") != flow_backend:
+                logger.warning("%s: labels were computed with %s flow at short side %s, this dataset is configured "
+                               "for %s at %s px (flow_backend, resolution): the strength unit may differ from "
+                               "on-the-fly labels", sidecar_path, meta.get("flow_backend"),
+                               meta.get("flow_short_side"), flow_backend, min(self.resolution))
             if self.sidecar.num_frames != self.num_frames:
                 raise ValueError(f"{sidecar_path}: num_frames={self.sidecar.num_frames} in the sidecar, but the "
                                  f"dataset asks for num_frames={self.num_frames}")
@@ -345,15 +361,33 @@ class WebVidDataset(Dataset):
         return sample
 
     def _window_label(self, window: dict, size: tuple[int, int], top: int, left: int) -> tuple[np.ndarray, float]:
-        """Sidecar label → (mask bool (H, W) cropped like the pixels, strength in this dataset's unit)."""
+        """Sidecar label → (mask bool (H, W) cropped like the pixels, strength in this dataset's unit).
+
+        The label was computed on the full frame; the strength is re-derived for the crop: the stored strength times
+        (mean |flow| inside the cropped mask) / (mean |flow| inside the full mask), from the stored per-cell
+        magnitude map. A crop that cuts the moving region away gets strength 0. Sidecars without a magnitude map
+        (version 1) keep the full-frame strength, with a warning."""
         import cv2
 
-        mask = cv2.resize(window["mask"].astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+        full = cv2.resize(window["mask"].astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
         out_h, out_w = self.resolution
-        mask = mask[top:top + out_h, left:left + out_w].astype(bool)
+        mask = full[top:top + out_h, left:left + out_w].astype(bool)
         # px per pair at the sidecar's reference short side → px of the resized frame (the returned pixels' scale)
         reference = window.get("reference_short_side") or self.sidecar.reference_short_side
         strength = window["strength"] * min(size) / reference
+        if "magnitude" in window:
+            magnitude = cv2.resize(window["magnitude"], (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+            inside_full = magnitude[full.astype(bool)]
+            inside_crop = magnitude[top:top + out_h, left:left + out_w][mask]
+            if inside_crop.size == 0:
+                strength = 0.0
+            elif inside_full.size and inside_full.mean() > 0:
+                strength *= float(inside_crop.mean() / inside_full.mean())
+        elif (top, left, out_h, out_w) != (0, 0, *size) and "old_sidecar" not in self._warned:
+            self._warned.add("old_sidecar")
+            logger.warning("%s has no per-pixel magnitude (sidecar version 1): cropped samples keep the full-frame "
+                           "strength; rewrite it with scripts/annotate_motion.py for crop-consistent labels",
+                           self.sidecar.path)
         if self.reference_short_side is not None:  # same unit as the on-the-fly labeller
             strength *= self.reference_short_side / min(out_h, out_w)
         return mask, float(strength)

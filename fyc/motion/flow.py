@@ -2,7 +2,9 @@
 
 Backends:
 - ``farneback`` / ``dis``: OpenCV, weight-free, CPU (the fallback for machines with no RAFT weights). ``dis`` is
-  the more accurate of the two on small scenes (sharper object boundaries, less flow on a static background).
+  the default: it reads a displacement k times larger as k times the flow (a real-texture pan played 3x faster
+  reads 3x, tested), where Farneback at these settings under-reads fast motion; it also has sharper object
+  boundaries and less flow on a static background. Farneback stays for the toy recipe it was tuned on.
 - ``raft_small`` / ``raft_large``: torchvision RAFT. ``weights="DEFAULT"`` uses torchvision's weights API
   (downloads once into the torch hub cache), a path loads a local state-dict file, ``None`` keeps random weights
   (tests only: the flow is meaningless).
@@ -81,7 +83,7 @@ class FlowEstimator:
             1 disables upscaling.
     """
 
-    def __init__(self, backend: str = "farneback", weights: str | None = "DEFAULT", device: str | torch.device = "cpu",
+    def __init__(self, backend: str = "dis", weights: str | None = "DEFAULT", device: str | torch.device = "cpu",
                  batch_size: int = 8, min_side: int | None = None):
         if backend not in FLOW_BACKENDS:
             raise ValueError(f"flow backend must be one of {FLOW_BACKENDS}, got {backend!r}")
@@ -185,6 +187,6 @@ class FlowEstimator:
         return flow.float().cpu()
 
 
-def estimate_flow(frames: np.ndarray, backend: str = "farneback", weights: str | None = "DEFAULT") -> torch.Tensor:
+def estimate_flow(frames: np.ndarray, backend: str = "dis", weights: str | None = "DEFAULT") -> torch.Tensor:
     """One-shot convenience wrapper around :class:`FlowEstimator` (builds the estimator every call)."""
     return FlowEstimator(backend, weights=weights)(frames)

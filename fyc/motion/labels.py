@@ -13,10 +13,20 @@ import torch
 
 @dataclass
 class MotionLabel:
-    """mask: bool ``(H, W)``; strength: px per frame pair at the reference resolution (0 when nothing moves)."""
+    """mask: bool ``(H, W)``; strength: px per frame pair at the reference resolution (0 when nothing moves);
+    magnitude: float ``(H, W)``, each pixel's mean |flow| over the pairs in the same unit, so that the strength of
+    any sub-region (e.g. a crop) is the mean of ``magnitude`` over ``mask`` there (:func:`strength_in`)."""
 
     mask: torch.Tensor
     strength: float
+    magnitude: torch.Tensor | None = None
+
+
+def strength_in(mask: torch.Tensor, magnitude: torch.Tensor) -> float:
+    """Strength of the region ``mask`` (bool (H, W)) given a per-pixel mean-magnitude map (H, W): the mean of the
+    map inside the mask, 0 for an empty mask. Equals :func:`motion_label_from_flow`'s strength on its own mask."""
+    mask = torch.as_tensor(mask).bool()
+    return float(torch.as_tensor(magnitude, dtype=torch.float32)[mask].mean()) if mask.any() else 0.0
 
 
 def motion_label_from_flow(flow: torch.Tensor, reference_short_side: int | None = None,
@@ -32,10 +42,7 @@ def motion_label_from_flow(flow: torch.Tensor, reference_short_side: int | None 
     pair_mean = magnitude.mean(dim=(1, 2), keepdim=True)
     per_pair = (magnitude > pair_mean) & (magnitude > min_magnitude)
     mask = per_pair.any(dim=0)
-    if mask.any():
-        strength = magnitude[:, mask].mean().item()
-    else:
-        strength = 0.0
-    if reference_short_side is not None:
-        strength *= reference_short_side / min(flow.shape[-2:])
-    return MotionLabel(mask=mask, strength=strength)
+    scale = 1.0 if reference_short_side is None else reference_short_side / min(flow.shape[-2:])
+    # mean over (pairs, pixels of the union mask) = mean over the mask of each pixel's mean over pairs
+    mean_magnitude = magnitude.mean(dim=0) * scale
+    return MotionLabel(mask=mask, strength=strength_in(mask, mean_magnitude), magnitude=mean_magnitude)

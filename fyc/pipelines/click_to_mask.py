@@ -11,6 +11,8 @@ masks bool ``(H, W)``.
 """
 from __future__ import annotations
 
+import math
+
 from typing import Sequence
 
 import cv2
@@ -19,9 +21,10 @@ import numpy as np
 
 def check_clicks(clicks: Sequence[Sequence[float]], height: int, width: int, name: str = "clicks",
                  allow_empty: bool = False) -> list[tuple[int, int]]:
-    """Validate (x, y) pixel clicks against the image size; returns integer clicks.
+    """Validate (x, y) pixel clicks against the image size; returns the integer pixel each click falls in
+    (``floor``: a click at 31.9 on a 32-px image is pixel 31).
 
-    Raises ValueError naming ``name`` and the valid range: x in [0, width - 1], y in [0, height - 1]."""
+    Raises ValueError naming ``name`` and the valid range: finite x in [0, width), y in [0, height)."""
     clicks = [] if clicks is None else list(clicks)
     if len(clicks) == 0 and not allow_empty:
         raise ValueError(f"{name}: at least one (x, y) click is needed")
@@ -29,11 +32,12 @@ def check_clicks(clicks: Sequence[Sequence[float]], height: int, width: int, nam
     for click in clicks:
         if len(click) != 2:
             raise ValueError(f"{name}: each click is (x, y), got {click!r}")
-        x, y = (int(round(float(v))) for v in click)
-        if not (0 <= x < width and 0 <= y < height):
-            raise ValueError(f"{name}: ({x}, {y}) is outside the image ({width}x{height}); x must be in "
-                             f"[0, {width - 1}], y in [0, {height - 1}]")
-        out.append((x, y))
+        fx, fy = (float(v) for v in click)
+        if not (math.isfinite(fx) and math.isfinite(fy) and 0 <= fx < width and 0 <= fy < height):
+            raise ValueError(f"{name}: ({fx:g}, {fy:g}) is outside the image ({width}x{height}); x must be in "
+                             f"[0, {width - 1}], y in [0, {height - 1}] (pixels from the top-left corner; a "
+                             f"fractional click such as {width - 1}.9 lies in pixel {width - 1})")
+        out.append((int(math.floor(fx)), int(math.floor(fy))))
     return out
 
 

@@ -24,18 +24,22 @@ class ValidationSamples(L.Callback):
 
     Args:
         every_n_steps: period in optimizer steps (> 0). ``at_train_end``: also sample after the last step.
-        num_items, num_inference_steps, guidance_scale, fps: sampling settings; ``seed`` fixes the initial noise.
+        num_items, num_inference_steps, guidance_scale: sampling settings; ``seed`` fixes the initial noise.
+        fps: of the written mp4s; None (default) = each item's own effective fps (native fps / stride), the rate
+            the model saw the clip at.
+    The sampler is built from the module's training scheduler (:func:`fyc.training.export.pipeline_for`), as
+    the export does.
         out_dir: folder of the mp4s (default ``<trainer.default_root_dir>/samples``).
     """
 
     def __init__(self, every_n_steps: int = 1000, num_items: int = 4, num_inference_steps: int = 25,
-                 guidance_scale: float = 7.5, fps: float = 8.0, seed: int = 0, out_dir: str | None = None,
+                 guidance_scale: float = 7.5, fps: float | None = None, seed: int = 0, out_dir: str | None = None,
                  at_train_end: bool = False):
         if every_n_steps <= 0:
             raise ValueError(f"every_n_steps must be > 0, got {every_n_steps}")
         self.every_n_steps, self.num_items = int(every_n_steps), int(num_items)
         self.num_inference_steps, self.guidance_scale = int(num_inference_steps), float(guidance_scale)
-        self.fps, self.seed, self.at_train_end = float(fps), int(seed), at_train_end
+        self.fps, self.seed, self.at_train_end = None if fps is None else float(fps), int(seed), at_train_end
         self.out_dir = out_dir
         self._items: list[dict] | None = None
         self._last_step = -1
@@ -58,6 +62,7 @@ class ValidationSamples(L.Callback):
                 "prompt": sample["short_prompt"] or sample["caption"],
                 "strength": float(sample["motion_strength"]),
                 "frame_stride": float(sample["frame_stride"]),
+                "fps": float(sample["fps"]) if "fps" in sample else None,
                 "num_frames": int(sample["pixel_values"].shape[1]),
             })
         return items
@@ -75,8 +80,7 @@ class ValidationSamples(L.Callback):
     def sample(self, trainer: L.Trainer, pl_module) -> list[Path]:
         """Animate the fixed set now; returns the written mp4 paths (empty on ranks other than 0)."""
         from fyc.data.video_io import write_video
-        from fyc.models.schedulers import make_sampling_scheduler
-        from fyc.pipelines.pipeline_fyc import FollowYourClickPipeline
+        from fyc.training.export import pipeline_for
 
         step = self._last_step = trainer.global_step
         strategy = type(trainer.strategy).__name__
@@ -89,9 +93,7 @@ class ValidationSamples(L.Callback):
         if self._items is None:
             self._items = self._collect_items(trainer)
         out_dir = Path(self.out_dir or Path(trainer.default_root_dir) / "samples") / f"step_{step:07d}"
-        pipe = FollowYourClickPipeline(vae=pl_module.vae, text_encoder=pl_module.text_encoder,
-                                       tokenizer=pl_module.tokenizer, unet=pl_module.unet,
-                                       scheduler=make_sampling_scheduler())
+        pipe = pipeline_for(pl_module)
         pipe.set_progress_bar_config(disable=True)
         unet_config = pl_module.unet.config
         was_training = pl_module.unet.training
@@ -109,7 +111,8 @@ class ValidationSamples(L.Callback):
                         num_inference_steps=self.num_inference_steps, guidance_scale=self.guidance_scale,
                         generator=generator, output_type="np").frames[0]  # (F, H, W, 3) in [0, 1]
                     video = (np.clip(frames, 0, 1) * 255).round().astype(np.uint8)
-                    paths.append(write_video(out_dir / f"{i:02d}.mp4", video, fps=self.fps))
+                    fps = self.fps or item["fps"] or 8.0
+                    paths.append(write_video(out_dir / f"{i:02d}.mp4", video, fps=fps))
                     captions.append(f"{item['prompt']} | strength {item['strength']:.2f}")
         finally:
             pl_module.unet.train(was_training)

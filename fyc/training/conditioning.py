@@ -7,30 +7,41 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+
+from fyc.motion.masks import pool_mask
 
 
 @dataclass
 class ConditionDropout:
     """Per-sample probabilities of replacing a condition by its "null" version (classifier-free guidance).
 
-    caption → the empty prompt's embedding; short_prompt → the empty prompt's embedding (MA input);
-    first_frame → a zero first-frame latent (the mask channel is kept: inference always has a mask).
+    null_condition → caption *and* short prompt both replaced by the empty prompt's embedding, together: the input
+    the sampler's unconditional branch gives the UNet (empty text in the spatial and the motion-augmented
+    attention), so that branch is trained at this rate (0.1, the text dropout of the SD/AnimateDiff recipes the
+    paper fine-tunes; the paper states none of its own). caption / short_prompt → each dropped alone in addition
+    (0 by default). first_frame → a zero first-frame latent (the mask channel is kept: inference always has a
+    mask).
     """
 
-    caption: float = 0.1
-    short_prompt: float = 0.1
+    null_condition: float = 0.1
+    caption: float = 0.0
+    short_prompt: float = 0.0
     first_frame: float = 0.05
 
     def draw(self, batch_size: int, generator: torch.Generator | None = None,
              device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-        """Return bool ``(B,)`` drop decisions per condition, drawn independently."""
-        out = {}
-        for name, p in (("caption", self.caption), ("short_prompt", self.short_prompt), ("first_frame", self.first_frame)):
+        """Return bool ``(B,)`` drop decisions for "caption", "short_prompt" and "first_frame" (the joint null
+        condition sets both text decisions)."""
+        draws = {}
+        for name in ("null_condition", "caption", "short_prompt", "first_frame"):
+            p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"condition_dropout.{name} must be in [0, 1], got {p}")
-            out[name] = (torch.rand(batch_size, generator=generator) < p).to(device)
-        return out
+            draws[name] = torch.rand(batch_size, generator=generator) < p
+        joint = draws.pop("null_condition")
+        draws["caption"] = draws["caption"] | joint
+        draws["short_prompt"] = draws["short_prompt"] | joint
+        return {name: value.to(device) for name, value in draws.items()}
 
 
 @torch.no_grad()
@@ -42,13 +53,9 @@ def encode_text(tokenizer, text_encoder, prompts: list[str], device: torch.devic
 
 
 def mask_to_latent(mask: torch.Tensor, latent_size: tuple[int, int]) -> torch.Tensor:
-    """Pixel mask ``(B, 1, H, W)`` in {0,1} → latent mask ``(B, 1, h, w)`` in {0,1}.
-
-    A latent pixel counts as "moving" if any of its pixels does (max-pool), so thin objects survive downsampling.
-    """
-    if mask.shape[-2:] == tuple(latent_size):
-        return (mask > 0.5).to(mask.dtype)
-    return (F.adaptive_max_pool2d(mask.float(), latent_size) > 0.5).to(mask.dtype)
+    """Pixel mask ``(B, 1, H, W)`` in {0,1} → latent mask ``(B, 1, h, w)`` in {0,1}, by the project's one pooling
+    rule (:func:`fyc.motion.masks.pool_mask`, shared with the sidecar labels and the sampling pipeline)."""
+    return pool_mask(mask, latent_size).to(mask.dtype)
 
 
 @torch.no_grad()

@@ -1,6 +1,8 @@
 """Training module / checkpoint → folders that inference loads (diffusers layout, safetensors).
 
-* :func:`export_pipeline`: a module's UNet, VAE, text encoder, tokenizer + DDIM scheduler → FollowYourClickPipeline folder.
+* :func:`export_pipeline`: a module's UNet, VAE, text encoder, tokenizer + a DDIM scheduler built from its training
+  scheduler (:func:`sampling_scheduler_for`) → FollowYourClickPipeline folder, with the training contract
+  (``training_contract.json``, :mod:`fyc.pipelines.contract`).
 * :func:`export_checkpoint`: a Lightning training checkpoint (``.ckpt``) → FollowYourClickUNet folder or full pipeline
   folder; the model is rebuilt from the run config stored in the checkpoint (``fyc_config``), frozen weights come from
   its pretrained paths, trained weights (EMA by default) from the checkpoint.
@@ -15,7 +17,8 @@ from typing import Sequence
 
 import torch
 
-from fyc.models.schedulers import make_sampling_scheduler
+from fyc.models.schedulers import NOISE_SCHEDULE, make_sampling_scheduler
+from fyc.pipelines.contract import TrainingContract, contract_from_run
 from fyc.pipelines.pipeline_fyc import FollowYourClickPipeline
 from fyc.training.checkpoint_io import load_checkpoint
 
@@ -29,16 +32,38 @@ def _replace_dir(tmp: Path, out_dir: Path) -> Path:
     return out_dir
 
 
+def sampling_scheduler_for(training_scheduler):
+    """The DDIM sampler of a training scheduler: every noise-schedule key of the training config (betas,
+    prediction type, zero-terminal-SNR rescaling, timestep spacing, ...) carried over, so a schedule ablation
+    (e.g. ``model.noise_scheduler.prediction_type=epsilon``) samples with the schedule it trained with."""
+    config = dict(training_scheduler.config)
+    return make_sampling_scheduler(**{k: config[k] for k in NOISE_SCHEDULE if k in config})
+
+
+def training_contract(module) -> TrainingContract:
+    """The contract of a training module: its run config, the training statistics it recorded, its scheduler."""
+    return contract_from_run(getattr(module, "run_config", None), getattr(module, "training_stats", None),
+                             dict(module.noise_scheduler.config), module.spatial_text, module.motion_text)
+
+
+def pipeline_for(module) -> FollowYourClickPipeline:
+    """A FollowYourClickPipeline sharing ``module``'s components, sampling as it trained (scheduler, contract)."""
+    pipe = FollowYourClickPipeline(vae=module.vae, text_encoder=module.text_encoder, tokenizer=module.tokenizer,
+                                   unet=module.unet, scheduler=sampling_scheduler_for(module.noise_scheduler))
+    pipe.training_contract = training_contract(module)
+    return pipe
+
+
 def export_pipeline(module, out_dir: str | Path) -> Path:
-    """Save ``module``'s UNet, VAE, text encoder and tokenizer with a DDIM sampling scheduler to ``out_dir``.
+    """Save ``module``'s UNet, VAE, text encoder and tokenizer with its sampler and training contract to
+    ``out_dir``.
 
     Written to a temporary sibling folder first and renamed, so a crash never leaves a half-written pipeline.
     """
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    pipe = FollowYourClickPipeline(vae=module.vae, text_encoder=module.text_encoder, tokenizer=module.tokenizer,
-                                   unet=module.unet, scheduler=make_sampling_scheduler())
+    pipe = pipeline_for(module)
     pipe.save_pretrained(tmp, safe_serialization=True)
     return _replace_dir(tmp, out_dir)
 
@@ -96,6 +121,9 @@ def module_from_checkpoint(ckpt_path: str | Path, overrides: Sequence[str] = (),
             for name, value in checkpoint["ema"]["shadow"].items():
                 named[name].copy_(value.to(named[name].dtype))
         log.info("using the EMA weights of %s", ckpt_path)
+    module.run_config = OmegaConf.to_container(cfg, resolve=True)
+    stats = checkpoint.get("fyc_training_stats") or {}
+    module.training_stats = {k: list(stats.get(k, [])) for k in module.training_stats}
     module.eval()
     return module
 

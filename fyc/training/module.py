@@ -24,6 +24,23 @@ from fyc.training.ema import EMAWeights
 log = logging.getLogger(__name__)
 
 TEXT_SOURCES = ("caption", "short_prompt")
+#: constructor arguments that are built objects (models, tokenizer, scheduler, optimizer factories)
+COMPONENT_ARGS = ("unet", "vae", "text_encoder", "tokenizer", "noise_scheduler", "optimizer", "lr_scheduler")
+#: values of each training-contract statistic kept (a uniform sample of everything seen, per process)
+TRAINING_STATS_SIZE = 4096
+
+
+def _instantiate_if_config(value):
+    """A Hydra node (mapping with ``_target_``, as stored in hyper_parameters) → the object; anything else as is."""
+    from collections.abc import Mapping
+
+    from omegaconf import DictConfig
+
+    if isinstance(value, (Mapping, DictConfig)) and "_target_" in value:
+        import hydra
+
+        return hydra.utils.instantiate(value, _convert_="all")
+    return value
 
 
 class FollowYourClickModule(L.LightningModule):
@@ -73,6 +90,12 @@ class FollowYourClickModule(L.LightningModule):
                  save_frozen_weights: bool = False, init_from: str | None = None, log_grad_norm_every: int = 10,
                  loss_snr_cap: float | None = None):
         super().__init__()
+        # Scalars and option dicts go into the checkpoint's hyper_parameters; the components are not pickled: the run
+        # config's recipes for them are added on save (on_save_checkpoint), so load_from_checkpoint rebuilds them.
+        self.save_hyperparameters(ignore=list(COMPONENT_ARGS))
+        unet, vae, text_encoder, tokenizer, noise_scheduler, optimizer, lr_scheduler = (
+            _instantiate_if_config(value) for value in
+            (unet, vae, text_encoder, tokenizer, noise_scheduler, optimizer, lr_scheduler))
         for name, value in (("spatial_text", spatial_text), ("motion_text", motion_text)):
             if value not in TEXT_SOURCES:
                 raise ValueError(f"{name} must be one of {TEXT_SOURCES}, got {value!r}")
@@ -107,6 +130,10 @@ class FollowYourClickModule(L.LightningModule):
         self._step_start: float | None = None
         #: resolved run config (set by fyc.training.run.train), stored in checkpoints for scripts/export.py
         self.run_config: dict | None = None
+        #: strengths / strides / fps of the training batches (a uniform sample), recorded in the training contract
+        self.training_stats: dict[str, list[float]] = {"motion_strength": [], "frame_stride": [], "fps": []}
+        self._stats_seen = 0
+        self._stats_rng = np.random.default_rng(seed)
 
     def _available_groups(self, groups: Sequence[str]) -> list[str]:
         groups = list(groups)
@@ -233,7 +260,25 @@ class FollowYourClickModule(L.LightningModule):
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self._step_start = time.perf_counter()
 
+    def record_training_stats(self, batch: dict) -> None:
+        """Add the batch's strengths, strides and fps to :attr:`training_stats` (reservoir sampling)."""
+        columns = {k: batch[k].detach().float().cpu().tolist() for k in self.training_stats if k in batch}
+        if not columns:
+            return
+        for row in range(len(next(iter(columns.values())))):
+            self._stats_seen += 1
+            if self._stats_seen <= TRAINING_STATS_SIZE:
+                for k, values in columns.items():
+                    self.training_stats[k].append(float(values[row]))
+                continue
+            slot = int(self._stats_rng.integers(0, self._stats_seen))
+            if slot < TRAINING_STATS_SIZE:
+                for k, values in columns.items():
+                    if len(self.training_stats[k]) > slot:
+                        self.training_stats[k][slot] = float(values[row])
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        self.record_training_stats(batch)
         loss = self.diffusion_loss(batch, generator=self.step_generator(batch_idx))
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["pixel_values"].shape[0])
         return loss
@@ -302,8 +347,21 @@ class FollowYourClickModule(L.LightningModule):
             checkpoint["ema"] = self.ema.state_dict()
         if self.run_config is not None:
             checkpoint["fyc_config"] = self.run_config
+            model_cfg = self.run_config.get("model") or {}
+            hparams = dict(checkpoint.get("hyper_parameters") or {})
+            hparams.update({k: model_cfg[k] for k in COMPONENT_ARGS if model_cfg.get(k) is not None})
+            # The checkpoint's weights supersede the initial ones: rebuilding must not need the init source.
+            hparams["init_from"] = None
+            checkpoint["hyper_parameters"] = hparams
+        checkpoint["fyc_training_stats"] = {"seen": self._stats_seen, **self.training_stats}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        stats = checkpoint.get("fyc_training_stats")
+        if stats:
+            self._stats_seen = int(stats.get("seen", 0))
+            self.training_stats = {k: list(stats.get(k, [])) for k in self.training_stats}
+        if "fyc_config" in checkpoint and self.run_config is None:
+            self.run_config = checkpoint["fyc_config"]
         state = checkpoint.get("state_dict", {})
         missing = sorted(f"unet.{n}" for n in self.trainable_named_parameters() if f"unet.{n}" not in state)
         if state and missing:
