@@ -13,8 +13,8 @@ The paper gives no further detail and the official code never shipped it, so thi
   ``(B*h*w, F, C)`` are regrouped as ``(B*G, h*w*F/G, C)`` and attend to the prompt tokens repeated only G times,
   instead of ``h*w`` times. G (``query_group_size``: ~1024 queries per group) is not 1 because flash-style
   attention backward parallelises over (batch, head, key block), and 77 keys are one key block: with G = 1 a
-  512x512x16 sample gives 8 work items to a 132-SM GPU. Measured on an H200 (benchmarks/benchmark_model.py, SD-1.5
-  size, bf16, batch 1, fwd+bwd): G = 1 370.7 ms, 1024-query groups 344.4 ms, plain UNetMotionModel 296.7 ms.
+  512x512x16 sample gives 8 work items to a 132-SM GPU. The grouping's measured gain: docs/results.md
+  (``benchmarks/benchmark_model.py --ma-query-group-size``).
 
 diffusers calls motion modules as ``motion_module(hidden_states, num_frames=...)`` without text, so the prompt
 embeddings reach the modules through a small shared :class:`MotionPromptContext` that the UNet fills at the

@@ -36,9 +36,8 @@ def make_sampling_scheduler(**overrides: Any) -> DDIMScheduler:
 
     ``set_alpha_to_one=True`` (diffusers' DDIM default): the last step lands on alpha 1, i.e. returns the model's
     clean estimate. SD's config has False: the last step (t=39 of 25 trailing steps) lands on ``alphas_cumprod[0]``
-    and puts back ``sqrt(1 - alphas_cumprod[0]) = 0.029`` x the predicted noise, different in every frame. Pipelines
-    exported before 2026-12-02 carry False in their scheduler config; on the toy study's 9000-step model that last
-    bit of noise raised the out-of-region flow of the sampled videos from 0.39 to 0.47 px/pair (guidance 7.5) and
-    0.24 to 0.39 (guidance 1) on 24 translate items (``research/probe_trajectory.py``, docs/toy_study.md).
+    and puts back ``sqrt(1 - alphas_cumprod[0])`` x the predicted noise, different in every frame, which shows up
+    as background flicker (measured: docs/results.md). A pipeline whose saved scheduler config has False samples
+    that way; ``evaluate.py +scheduler_overrides.set_alpha_to_one=true`` overrides it.
     """
     return DDIMScheduler(**{**NOISE_SCHEDULE, "set_alpha_to_one": True, "steps_offset": 0, **overrides})

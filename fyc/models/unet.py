@@ -97,8 +97,8 @@ class FollowYourClickUNet(UNetMotionModel):
         ma_num_attention_heads: heads of each MA attention.
         ma_cross_attention_dim: width of the motion-prompt tokens; None -> ``cross_attention_dim``.
         ma_zero_init: MA output projections start at zero (exact no-op until trained; right when adding MA to
-            pretrained motion modules). False: default Linear init (tried from scratch on the toy study: no
-            effect on when the prompt is read, docs/toy_study.md).
+            pretrained motion modules). False: default Linear init (from scratch on the toy world it made no
+            difference, docs/results.md).
         motion_strength_embedding: add the motion-strength embedding to the time embedding.
         strength_embedding_scale: strength multiplier applied before the sinusoid (see ``ScalarConditionEmbedding``;
             10 -> a strength of 1 px/frame-pair reads like timestep 10, differences of 0.1 px are resolved).
