@@ -3,7 +3,7 @@
     python research/sidecar_stats.py outputs/toy_study/toy/train.object.motion.parquet outputs/toy_study/toy/train.motion.parquet
 
 Prints a markdown table (one row per sidecar), e.g. to compare the Eq. 2 flow mask with object masks on the same
-videos (docs/toy_study.md), or to check a WebVid shard's labels before training.
+videos (docs/results.md), or to check a WebVid shard's labels before training.
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ or the toy world's truth) instead of Eq. 2's flow mask; the strength stays Eq. 2
 Why: at inference the mask channel gets the clicked object's mask, while Eq. 2's union of per-pair flow masks
 covers everything the object sweeps over the clip, plus the flow's spatial spill — several times the object's area
 on toy videos (``research/sidecar_stats.py`` measures it). A model trained on the union learns "the mask is where
-the object goes" and, given an object mask, keeps the object in place (docs/toy_study.md). The mask describes
+the object goes" and, given an object mask, keeps the object in place (docs/results.md). The mask describes
 frame 0 of the video, so it needs ``start="first"``.
 
 Per video (one row, keyed by ``videoid``):

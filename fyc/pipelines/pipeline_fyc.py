@@ -18,7 +18,7 @@ additions at their zero initialisation it returns AnimateDiff's frames (tested).
 * optional guidance interval (``guidance_interval=(t_min, t_max)``): guidance only at the steps whose timestep lies
   in it, the plain conditional prediction elsewhere (Kynkäänniemi et al. 2024, arXiv 2404.07724, limit guidance to
   an interval of noise levels; here in training timesteps). Outside the interval every branch is still computed
-  (no saving); docs/toy_study.md measures ``(500, 1000)`` on the toy study;
+  (no saving); its effect on the toy study is in docs/results.md;
 * several regions, each with its own prompt and strength (**regional prompting by noise-prediction composition**,
   the "latent mode" of the regional prompter the paper used): every region is one batch entry of the same UNet call
   (its prompt in both cross-attentions, its strength in the time embedding, the *union* of all masks in the mask
