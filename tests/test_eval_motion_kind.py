@@ -99,7 +99,7 @@ def test_oracle_script_reads_the_true_toy_videos(tmp_path):
     """On true toy videos at the world's own 64 px the classifier names the rendered kind (the script's
     confusion matrix); a classifier that guessed one kind would score 0.2."""
     out = tmp_path / "oracle.md"
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "motion_kind_oracle.py"), "--per-kind", "2",
+    proc = subprocess.run([sys.executable, str(ROOT / "research" / "motion_kind_oracle.py"), "--per-kind", "2",
                            "--size", "64", "--out", str(out)], capture_output=True, text=True, cwd=tmp_path,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
