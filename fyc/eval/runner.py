@@ -97,9 +97,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Path]:
             rows_path.unlink(missing_ok=True)
         done = {row["id"]: row for row in _read_jsonl(rows_path) if not row.get("error") and row["id"] not in fresh}
         for item in items:
-            if item.id in failed:
+            if item.id in failed:  # recorded in the log too: its row says why it has no metrics
                 done[item.id] = {"id": item.id, "prompt": item.prompt, "strength": item.strength,
                                  **failed[item.id]}
+                _append_jsonl(rows_path, done[item.id])
         if done:
             log.info("scoring: %d of %d items already scored or failed before scoring", len(done), len(items))
         rows, summary, metric_protocol = score_items(items, **metrics_cfg, device=cfg.get("device", "cpu"),
