@@ -129,8 +129,8 @@ def test_toy_true_videos_score_as_the_truth_at_32_px(defaults):
 
 
 def test_toy_motion_kind_at_64_px(defaults):
-    """32 px cannot carry the kind of motion (a small object's rotation or growth is sub-pixel there: the oracle reads
-    ~0.83-0.88); at the toy world's own 64 px the classifier names the rendered kind."""
+    """32 px cannot carry the kind of motion (a small object's rotation or growth is sub-pixel there; the oracle's
+    accuracy at both sizes: docs/notebook); at the toy world's own 64 px the classifier names the rendered kind."""
     from fyc.toy.world import MOTION_KINDS
 
     _, flow, _ = defaults

@@ -2,8 +2,7 @@
 
 Two variants evaluated on the same manifest sample each item with the same seed, so most of an item's noise (its
 scene, object and starting latent) is shared. The per-item difference B − A then resolves far smaller effects than
-comparing the two aggregates does (docs/toy_study.md: the MA ablation's direction gap was −0.125 ± 0.122 over 24
-items and −0.177 ± 0.057 over 96). Rows are ``per_sample.csv`` rows of ``evaluate.py`` (``fyc.eval.score``).
+comparing the two aggregates does (docs/toy_study.md has examples). Rows are ``per_sample.csv`` rows of ``evaluate.py`` (``fyc.eval.score``).
 """
 from __future__ import annotations
 
