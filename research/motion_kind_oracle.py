@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from fyc.toy.world import MOTION_KINDS, ToyWorldConfig, render_toy_video
 from fyc.eval.motion_kind import DEFAULT_KIND_DILATE_PX, STILL, classify_motion_kind
-from fyc.eval.regional import resize_mask
+from fyc.eval.masks import resize_mask
 from fyc.motion import FlowEstimator
 
 

@@ -31,7 +31,7 @@ from fyc.motion import FlowEstimator
 from fyc.pipelines import FollowYourClickPipeline
 from fyc.pipelines.generate import item_mask, item_seeds, load_image_uint8
 
-MEAN_KEYS = ("direction_accuracy", "direction_cosine", "in_region_magnitude", "out_region_magnitude",
+MEAN_KEYS = ("direction_accuracy", "direction_cosine", "object_speed", "out_region_magnitude",
              "motion_leakage", "mse_to_truth")
 
 
@@ -45,7 +45,7 @@ def score(video: np.ndarray, mask: np.ndarray, direction: str, truth: np.ndarray
     m = regional_motion_metrics(video, mask, flow, dilate_px=args.dilate_px, region=args.region)
     cosine = direction_cosine(direction, (m["direction_dx"], m["direction_dy"]))
     row = {"direction_accuracy": float(cosine >= DIRECTION_COS_THRESHOLD), "direction_cosine": cosine,
-           **{k: m[k] for k in ("in_region_magnitude", "out_region_magnitude", "motion_leakage")}}
+           **{k: m[k] for k in ("object_speed", "out_region_magnitude", "motion_leakage")}}
     row["mse_to_truth"] = None if truth is None else float(((video[1:].astype(np.float64) - truth[1:]) ** 2).mean())
     return row
 

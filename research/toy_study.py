@@ -48,7 +48,8 @@ VERDICT_NUM_SE = 2.0
 def read_rows(per_sample_csv: Path) -> list[dict]:
     rows = []
     for row in csv.DictReader(per_sample_csv.open()):
-        rows.append({k: (float(v) if k in ("strength", "in_region_magnitude") else v) for k, v in row.items()})
+        rows.append({k: (float(v) if k in ("strength", "realised_strength", "object_speed") and v else v)
+                     for k, v in row.items()})
     return rows
 
 
@@ -61,10 +62,10 @@ def sweep_plot(path: Path, per_variant_rows: dict[str, list[dict]], factors: lis
 
     fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
     for name, rows in per_variant_rows.items():
-        means = [np.mean([r["in_region_magnitude"] for r in rows if float(r["strength_factor"]) == f]) for f in factors]
+        means = [np.mean([r["realised_strength"] for r in rows if float(r["strength_factor"]) == f]) for f in factors]
         ax.plot(factors, means, marker="o", label=name)
     ax.set_xlabel("requested strength / true label")
-    ax.set_ylabel("measured in-region flow (px / pair)")
+    ax.set_ylabel("realised strength (px / pair)")
     ax.set_title("toy study: strength sweep (mean over held-out items)")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -144,7 +145,8 @@ def main() -> None:
         parser.error(f"--video-frames {args.video_frames}: training and evaluation take 8 frames, need >= 8")
     out = (ROOT / args.out).resolve()
     toy, py = out / "toy", sys.executable
-    metric_overrides = [f"metrics.flow_backend={args.flow}", f"metrics.region={args.region}"]
+    metric_overrides = [f"metrics.flow_backend={args.flow}", f"metrics.region={args.region}",
+                        f"metrics.label_flow_backend={args.label_flow}"]
 
     if args.fresh or not (toy / "val.csv").exists():
         run([py, "scripts/make_toy_webvid.py", "--out", str(toy), "--train", str(args.train_videos),
@@ -190,7 +192,8 @@ def main() -> None:
     frames = int(items[0].extra.get("num_frames", 8))
     size = read_size(items[0].image)
     oracle = oracle_items(items, out / "oracle_videos", frames, size)
-    oracle_rows, _, _ = score_items(oracle, flow_backend=args.flow, region=args.region)
+    oracle_rows, _, _ = score_items(oracle, flow_backend=args.flow, region=args.region,
+                                    label_flow_backend=args.label_flow)
     summaries["oracle (true videos)"] = summarize(oracle_rows)
 
     verdicts = {name: verdict(out, name, summaries) for name in args.variants

@@ -43,5 +43,5 @@ def test_train_animate_evaluate(toy_root, toy_components, toy_benchmark, tmp_pat
                      "generation.num_inference_steps=4", f"output_dir={tmp_path / 'eval'}",
                      f"hydra.run.dir={tmp_path / 'eval'}"])
     results = json.loads(open(_printed(eval_out, "results")).read())
-    for key in ("i1_mse", "motion_leakage", "background_stillness", "in_region_magnitude"):
+    for key in ("i1_mse", "motion_leakage", "background_stillness", "realised_strength", "object_speed"):
         assert np.isfinite(results["metrics"][key]), key

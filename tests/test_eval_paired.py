@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.stats
 
 from fyc.eval.paired import PER_ITEM_SPEARMAN, comparison_table, paired_difference, per_unit_values, read_per_sample
 
@@ -24,19 +25,22 @@ def test_paired_difference_is_the_mean_and_standard_error_over_shared_items():
     assert d.n == 3 and d.mean_a == pytest.approx(0.6) and d.mean_b == pytest.approx(0.7)
     assert d.diff == pytest.approx(diffs.mean())
     assert d.se == pytest.approx(diffs.std(ddof=1) / math.sqrt(3))
-    assert d.z == pytest.approx(d.diff / d.se) and not d.resolved(2.0) and d.resolved(1.0)
+    # the paired t statistic with n - 1 degrees of freedom, as scipy computes it
+    test = scipy.stats.ttest_rel([0.6, 0.8, 0.7], [0.5, 0.6, 0.7])
+    assert d.t == pytest.approx(d.diff / d.se) == pytest.approx(test.statistic) and d.p == pytest.approx(test.pvalue)
+    assert not d.resolved(2.0) and d.resolved(1.0) and not d.identical
 
 
 def test_paired_difference_reads_csv_text_and_refuses_disjoint_items():
     # research/toy_study.py's read_rows keeps most columns as text
     d = paired_difference(rows({"x": "0.25", "y": "0.5"}), rows({"x": "0.5", "y": "0.75"}), "motion_leakage")
-    assert d.diff == pytest.approx(0.25) and d.se == 0.0 and d.z == math.inf and d.resolved()
+    assert d.diff == pytest.approx(0.25) and d.se == 0.0 and d.t == math.inf and d.resolved()
     with pytest.raises(ValueError, match="motion_leakage.*same manifest"):
         paired_difference(rows({"x": 0.1}), rows({"y": 0.2}), "motion_leakage")
 
 
 def sweep(item: str, magnitudes: list[float]) -> list[dict]:
-    return [{"id": f"{item}@x{i}", "sweep_of": item, "strength": 0.1 * (i + 1), "in_region_magnitude": m}
+    return [{"id": f"{item}@x{i}", "sweep_of": item, "strength": 0.1 * (i + 1), "realised_strength": m}
             for i, m in enumerate(magnitudes)]
 
 
@@ -60,6 +64,14 @@ def test_comparison_table_says_which_side_is_better_only_beyond_noise():
     assert "direction_correct" not in table  # neither side has it
     with pytest.raises(ValueError, match="share no metric"):
         comparison_table(a, b, metrics=[("direction_correct", "high")])
+
+
+def test_identical_runs_read_identical_not_nan():
+    a = [{"id": f"i{k}", "motion_leakage": 0.1 * k, "i1_mse": 3.0} for k in range(5)]
+    d = paired_difference(a, a, "motion_leakage")
+    assert d.identical and d.diff == 0 and math.isnan(d.t) and not d.resolved()
+    table = comparison_table(a, [dict(r) for r in a])
+    assert "nan" not in table and all(line.endswith("identical |") for line in table.splitlines()[2:])
 
 
 def write_csv(path: Path, table: list[dict]) -> Path:

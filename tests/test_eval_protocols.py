@@ -94,4 +94,4 @@ def test_eval_protocol_configs_compose(name):
         assert cfg.metrics.fvd_detector is None
     default = compose("evaluate", ["paths.output_dir=/tmp/unused"])
     assert default.metrics.clip_model is None and default.metrics.fvd_detector is None
-    assert default.metrics.region == "first_frame"
+    assert default.metrics.region == "tracked" and default.metrics.flow_backend == "dis"

@@ -64,12 +64,12 @@ def test_strength_sweep_rows_share_one_sampling_seed(toy_benchmark, tmp_path):
 def test_per_item_spearman_is_within_each_group():
     # Within each item the measured motion follows the request perfectly, but item b moves 10x more overall:
     # pooled over items that mixes objects; per item it is exactly 1.
-    rows = [{"sweep_of": g, "strength": s, "in_region_magnitude": s * scale}
+    rows = [{"sweep_of": g, "strength": s, "realised_strength": s * scale}
             for g, scale in (("a", 1.0), ("b", 10.0)) for s in (3.0, 1.0, 2.0)]
     assert per_item_spearman(rows) == pytest.approx(1.0)
-    rows[0]["in_region_magnitude"], rows[1]["in_region_magnitude"] = rows[1]["in_region_magnitude"], rows[0]["in_region_magnitude"]
+    rows[0]["realised_strength"], rows[1]["realised_strength"] = rows[1]["realised_strength"], rows[0]["realised_strength"]
     assert per_item_spearman(rows) == pytest.approx((-1.0 + 1.0) / 2)
-    assert math.isnan(per_item_spearman([{"strength": 1.0, "in_region_magnitude": 1.0}]))
+    assert math.isnan(per_item_spearman([{"strength": 1.0, "realised_strength": 1.0}]))
 
 
 def test_study_table_has_a_row_per_variant_and_dashes_for_missing():

@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 import torch
 
+from fyc.eval.masks import check_region_mask, dilate_mask
+
 
 def _as_uint8_image(image, name: str) -> np.ndarray:
     image = np.asarray(image.cpu() if torch.is_tensor(image) else image)
@@ -55,8 +57,6 @@ def background_stillness(video, region_mask, dilate_px: int = 0) -> float:
         mean over frames t >= 1, pixels outside the (dilated) region and RGB channels of |x_t - x_0|, in gray
         levels [0, 255].
     """
-    from fyc.eval.regional import dilate_mask, check_region_mask
-
     video = np.asarray(video)
     if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8 or video.shape[0] < 2:
         raise ValueError(f"video must be uint8 (F>=2, H, W, 3), got {video.dtype} {video.shape}")

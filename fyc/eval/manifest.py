@@ -1,7 +1,7 @@
 """Evaluation manifests: one JSON object per line describing an (image, region, prompt, strength) test case.
 
 Fields (paths relative to the manifest file's folder, or absolute):
-- ``id`` (str, unique), ``image`` (PNG/JPG path), ``prompt`` (short motion prompt) — required;
+- ``id`` (a string or an integer, read as a string; unique; a safe file name, :data:`ID_PATTERN`), ``image`` (PNG/JPG path), ``prompt`` (short motion prompt) — required;
 - ``mask`` (PNG path, non-zero = region) or ``clicks`` ([[x, y], ...] pixel clicks) — one of them is required;
 - ``strength`` (float, px per frame pair at the model's reference resolution) — optional;
 - ``caption``, ``video`` (a generated video, needed by ``score``), ``reference_video`` — optional;
@@ -10,11 +10,27 @@ Fields (paths relative to the manifest file's folder, or absolute):
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 _KNOWN = ("id", "image", "mask", "clicks", "prompt", "strength", "caption", "video", "reference_video")
 _PATH_FIELDS = ("image", "mask", "video", "reference_video")
+# Ids name output files (``videos/<id>.mp4``): letters, digits and ``_ - . @ + =``, not starting with a dot or dash,
+# at most 200 characters — nothing that could leave the output folder or mean something to a shell.
+ID_PATTERN = re.compile(r"[A-Za-z0-9_@+=][A-Za-z0-9_.@+=-]{0,199}")
+
+
+def normalise_id(value, where: str) -> str:
+    """A manifest id as the string it will be known by; a ValueError naming ``where`` when it is not a string or
+    an integer, or not a safe file name (:data:`ID_PATTERN`)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"{where}: id must be a string or an integer, got {type(value).__name__} {value!r}")
+    text = str(value)
+    if not ID_PATTERN.fullmatch(text):
+        raise ValueError(f"{where}: id {text!r} is not a safe file name (letters, digits and _ - . @ + =, not "
+                         "starting with '.' or '-', at most 200 characters): it names the item's output files")
+    return text
 
 
 @dataclass
@@ -51,7 +67,7 @@ def load_manifest(path: str | Path) -> list[ManifestItem]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
-    items, seen = [], set()
+    items, seen = [], {}
     for lineno, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
@@ -65,16 +81,19 @@ def load_manifest(path: str | Path) -> list[ManifestItem]:
                 raise ValueError(f"{where}: missing required field {key!r}")
         if "mask" not in row and "clicks" not in row:
             raise ValueError(f"{where}: needs a 'mask' path or 'clicks' [[x, y], ...]")
-        if row["id"] in seen:
-            raise ValueError(f"{where}: duplicate id {row['id']!r}")
-        seen.add(row["id"])
+        row["id"] = normalise_id(row["id"], where)
+        # case-folded: "A" and "a" would write one file on a case-insensitive file system
+        key = row["id"].casefold()
+        if key in seen:
+            raise ValueError(f"{where}: duplicate id {row['id']!r} (line {seen[key]} has the same id as a file name; "
+                             "ids are compared as strings, ignoring case)")
+        seen[key] = lineno
         for key in _PATH_FIELDS:
             if row.get(key) is not None and not Path(row[key]).is_absolute():
                 row[key] = str(path.parent / row[key])
         if row.get("strength") is not None:
             row["strength"] = float(row["strength"])
         known = {k: row[k] for k in _KNOWN if k in row}
-        known["id"] = str(known["id"])
         items.append(ManifestItem(**known, extra={k: v for k, v in row.items() if k not in _KNOWN}))
     if not items:
         raise ValueError(f"{path}: manifest is empty")

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fyc.eval.regional import DEFAULT_MIN_MAGNITUDE, _flow_numpy, _region, dilate_mask
+from fyc.eval.masks import dilate_mask, flow_array, nonempty_region
+from fyc.eval.regional import DEFAULT_MIN_MAGNITUDE
 
 MOTION_KINDS = ("translate", "rotate", "grow", "shrink", "shake")
 STILL = "still"
@@ -51,8 +52,8 @@ def affine_flow_fit(flow, region_mask) -> tuple[np.ndarray, np.ndarray, float]:
         ``v`` ``(F-1, 2)`` translation px/pair, ``A`` ``(F-1, 2, 2)`` velocity gradient (``A[t, i, j]`` =
         d flow_i / d p_j, 1/pair), and the region's radius ``R`` in px (RMS distance to the centroid × √2).
     """
-    flow = _flow_numpy(flow)
-    region = _region(flow, region_mask)
+    flow = flow_array(flow)
+    region = nonempty_region(flow, region_mask)
     ys, xs = np.nonzero(region)
     positions = np.stack([xs, ys], axis=1).astype(np.float64)
     positions -= positions.mean(axis=0)
@@ -70,8 +71,8 @@ def affine_flow_fit(flow, region_mask) -> tuple[np.ndarray, np.ndarray, float]:
 
 def motion_kind_scores(flow, region_mask, dilate_px: int = DEFAULT_KIND_DILATE_PX) -> dict[str, float]:
     """Score of each kind in :data:`MOTION_KINDS`, px per pair at the region's edge (module doc)."""
-    flow = _flow_numpy(flow)
-    v, gradient, radius = affine_flow_fit(flow, dilate_mask(_region(flow, region_mask), dilate_px))
+    flow = flow_array(flow)
+    v, gradient, radius = affine_flow_fit(flow, dilate_mask(nonempty_region(flow, region_mask), dilate_px))
     drift = float(np.linalg.norm(v.mean(axis=0)))
     divergence = float((gradient[:, 0, 0] + gradient[:, 1, 1]).mean() / 2)
     rotation = float((gradient[:, 1, 0] - gradient[:, 0, 1]).mean() / 2)

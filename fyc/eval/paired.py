@@ -1,9 +1,8 @@
-"""Paired comparison of two evaluations of the same items: mean difference ± its standard error.
+"""Paired comparison of two evaluations of the same items: mean difference ± its standard error, paired t-test.
 
 Two variants evaluated on the same manifest sample each item with the same seed, so most of an item's noise (its
 scene, object and starting latent) is shared. The per-item difference B − A then resolves far smaller effects than
-comparing the two aggregates does (docs/toy_study.md: the MA ablation's direction gap was −0.125 ± 0.122 over 24
-items and −0.177 ± 0.057 over 96). Rows are ``per_sample.csv`` rows of ``evaluate.py`` (``fyc.eval.score``).
+comparing the two aggregates does (docs/toy_study.md has examples). Rows are ``per_sample.csv`` rows of ``evaluate.py`` (``fyc.eval.score``).
 """
 from __future__ import annotations
 
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import scipy.stats
 
 from fyc.eval.regional import strength_spearman
 
@@ -26,7 +26,8 @@ DEFAULT_METRICS = (
     ("direction_correct", "high"),
     ("direction_cosine", "high"),
     ("kind_correct", "high"),
-    ("in_region_magnitude", None),
+    ("realised_strength", None),
+    ("object_speed", None),
     ("out_region_magnitude", "low"),
     ("background_stillness", "low"),
     ("i1_mse", "low"),
@@ -35,7 +36,10 @@ DEFAULT_METRICS = (
 
 @dataclass(frozen=True)
 class PairedDifference:
-    """``diff`` = mean over the ``n`` shared units of (B − A); ``se`` = its standard error (NaN when n < 2)."""
+    """``diff`` = mean over the ``n`` shared units of (B − A); ``se`` = its standard error (NaN when n < 2);
+    ``t`` / ``p`` = the paired t statistic (``n − 1`` degrees of freedom) and its two-sided p-value
+    (``scipy.stats.ttest_rel``): ±inf / 0 when every unit differs by the same non-zero amount, NaN when B equals
+    A on every unit (``identical``)."""
 
     metric: str
     n: int
@@ -43,20 +47,20 @@ class PairedDifference:
     mean_b: float
     diff: float
     se: float
+    t: float
+    p: float
 
     @property
-    def z(self) -> float:
-        """diff / se (±inf when every unit differs by the same amount, NaN when nothing differs)."""
-        if self.se > 0:
-            return self.diff / self.se
-        return math.nan if self.diff == 0 or math.isnan(self.se) else math.copysign(math.inf, self.diff)
+    def identical(self) -> bool:
+        """B equals A on every shared unit."""
+        return self.diff == 0 and (self.se == 0 or math.isnan(self.se))
 
     def resolved(self, num_se: float = 2.0) -> bool:
-        """Whether the difference is more than ``num_se`` standard errors from zero."""
-        return not math.isnan(self.z) and abs(self.z) > num_se
+        """Whether the difference is more than ``num_se`` standard errors from zero (|t| > num_se)."""
+        return not math.isnan(self.t) and abs(self.t) > num_se
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "z": self.z}
+        return {**asdict(self), "identical": self.identical}
 
 
 def read_per_sample(path: str | Path) -> list[dict]:
@@ -82,7 +86,7 @@ def _number(value: str | None):
 
 def per_unit_values(rows: Sequence[dict], metric: str) -> dict[str, float]:
     """``{unit: value}``: per row id for a column; for :data:`PER_ITEM_SPEARMAN` per sweep group (rows sharing
-    ``sweep_of``) the Spearman of requested strength vs in-region flow. Missing / NaN values are left out."""
+    ``sweep_of``) the Spearman of requested vs realised strength (``object_speed`` where that is absent). Missing / NaN values are left out."""
     if metric == PER_ITEM_SPEARMAN:
         groups: dict[str, list[dict]] = {}
         for row in rows:
@@ -90,9 +94,11 @@ def per_unit_values(rows: Sequence[dict], metric: str) -> dict[str, float]:
                 groups.setdefault(str(row[SWEEP_KEY]), []).append(row)
         values = {}
         for unit, group in groups.items():
+            measured = "realised_strength" if group[0].get("realised_strength") is not None else "object_speed"
+            group = [r for r in group if r.get(measured) is not None and not r.get("error")]
             strengths = [float(r["strength"]) for r in group]
             if len(group) >= 2 and np.ptp(strengths) > 0:
-                values[unit] = strength_spearman(strengths, [float(r["in_region_magnitude"]) for r in group])
+                values[unit] = strength_spearman(strengths, [float(r[measured]) for r in group])
     else:
         values = {str(r["id"]): _number(r[metric]) if isinstance(r.get(metric), str) else r.get(metric)
                   for r in rows}
@@ -114,21 +120,32 @@ def paired_difference(rows_a: Sequence[dict], rows_b: Sequence[dict], metric: st
     values_b = np.array([b[u] for u in shared])
     diffs = values_b - values_a
     se = float(diffs.std(ddof=1) / math.sqrt(len(diffs))) if len(diffs) >= 2 else math.nan
+    t, p = math.nan, math.nan
+    if len(diffs) >= 2 and np.any(diffs != 0):
+        if se > 0:
+            test = scipy.stats.ttest_rel(values_b, values_a)
+            t, p = float(test.statistic), float(test.pvalue)
+        else:  # every unit differs by the same amount: no spread, an infinitely sure difference
+            t, p = math.copysign(math.inf, float(diffs.mean())), 0.0
     return PairedDifference(metric=metric, n=len(shared), mean_a=float(values_a.mean()),
-                            mean_b=float(values_b.mean()), diff=float(diffs.mean()), se=se)
+                            mean_b=float(values_b.mean()), diff=float(diffs.mean()), se=se, t=t, p=p)
 
 
 def comparison_table(rows_a: Sequence[dict], rows_b: Sequence[dict], name_a: str = "A", name_b: str = "B",
                      metrics: Sequence[tuple[str, str | None]] = DEFAULT_METRICS, num_se: float = 2.0) -> str:
-    """Markdown table, one row per metric both evaluations have: n, both means, B − A ± SE, z, and the verdict
-    (``B better`` / ``B worse`` beyond ``num_se`` SE, else ``within noise``; ``differs`` for metrics without a
+    """Markdown table, one row per metric both evaluations have: n, both means, B − A ± SE, the paired t (n − 1
+    degrees of freedom) and its p-value, and the verdict (``identical`` when B equals A on every item;
+    ``B better`` / ``B worse`` beyond ``num_se`` SE, else ``within noise``; ``differs`` for metrics without a
     better direction)."""
-    lines = [f"| metric | n | {name_a} | {name_b} | {name_b} − {name_a} | ± SE | z | verdict |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [f"| metric | n | {name_a} | {name_b} | {name_b} − {name_a} | ± SE | t (n−1 dof) | p | verdict |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for metric, better in metrics:
         try:
             d = paired_difference(rows_a, rows_b, metric)
         except ValueError:
+            continue
+        if d.identical:
+            lines.append(f"| {metric} | {d.n} | {d.mean_a:.4g} | {d.mean_b:.4g} | 0 | – | – | – | identical |")
             continue
         if not d.resolved(num_se):
             verdict = "within noise"
@@ -137,7 +154,7 @@ def comparison_table(rows_a: Sequence[dict], rows_b: Sequence[dict], name_a: str
         else:
             verdict = f"{name_b} {'better' if (d.diff < 0) == (better == 'low') else 'worse'}"
         lines.append(f"| {metric} | {d.n} | {d.mean_a:.4g} | {d.mean_b:.4g} | {d.diff:+.4g} | {d.se:.2g} | "
-                     f"{d.z:+.1f} | {verdict} |")
+                     f"{d.t:+.1f} | {d.p:.2g} | {verdict} |")
     if len(lines) == 2:
         raise ValueError("the two evaluations share no metric with values on the same items")
     return "\n".join(lines) + "\n"

@@ -5,6 +5,7 @@ import csv
 import json
 import math
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -14,8 +15,10 @@ from fyc.data.video_io import read_video, video_info
 from fyc.eval.fidelity import i1_mse
 from fyc.eval.fvd import fvd_clip, videos_to_bcthw
 from fyc.eval.manifest import ManifestItem
-from fyc.eval.regional import (DEFAULT_MIN_MAGNITUDE, DIRECTION_COS_THRESHOLD, DIRECTIONS, REGION_MODES,
-                               direction_cosine, regional_motion_metrics, strength_spearman)
+from fyc.eval.paired import PER_ITEM_SPEARMAN, SWEEP_KEY, per_unit_values
+from fyc.eval.regional import (DEFAULT_CHANGE_THRESHOLD, DEFAULT_DILATE_PX, DEFAULT_MIN_MAGNITUDE, DEFAULT_REGION,
+                               DIRECTION_COS_THRESHOLD, DIRECTIONS, REGION_MODES, direction_cosine,
+                               regional_motion_metrics, spearman_or_reason)
 from fyc.eval.motion_kind import classify_motion_kind, prompted_kind
 from fyc.motion import FlowEstimator
 
@@ -28,7 +31,8 @@ TABLE_COLUMNS = (
     ("fvd", "FVD ↓"),
     ("motion_leakage", "Leakage ↓"),
     ("background_stillness", "BG change ↓"),
-    ("in_region_magnitude", "In-region motion"),
+    ("realised_strength", "Realised strength"),
+    ("object_speed", "Object speed"),
     ("strength_spearman", "Strength ρ ↑"),
     ("direction_accuracy", "Direction acc. ↑"),
     ("motion_kind_accuracy", "Kind acc. ↑"),
@@ -59,17 +63,22 @@ def _load_image(path: str) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
-def score_items(items: list[ManifestItem], flow_backend: str = "farneback", flow_weights: str | None = "DEFAULT",
-                dilate_px: int = 1, reference_short_side: int | None = None,
-                min_magnitude: float = DEFAULT_MIN_MAGNITUDE, region: str = "first_frame",
+def score_items(items: list[ManifestItem], flow_backend: str = "dis", flow_weights: str | None = "DEFAULT",
+                dilate_px: int = DEFAULT_DILATE_PX, reference_short_side: int | None = None,
+                min_magnitude: float = DEFAULT_MIN_MAGNITUDE, region: str = DEFAULT_REGION,
+                change_threshold: float = DEFAULT_CHANGE_THRESHOLD, label_flow_backend: str | None = "farneback",
                 clip_model: str | None = None, clip_batch_size: int = 32, fvd_detector: str | None = None,
-                fvd: dict | None = None, device: str = "cpu") -> tuple[list[dict], dict, dict]:
+                fvd: dict | None = None, device: str = "cpu", done: dict[str, dict] | None = None,
+                on_row: Callable[[dict], None] | None = None) -> tuple[list[dict], dict, dict]:
     """Per-sample metric rows and the aggregate summary. Items need ``video``, ``image`` and ``mask``.
 
     Args:
-        flow_backend, flow_weights: :class:`fyc.motion.FlowEstimator` backend and weights.
-        dilate_px, reference_short_side, min_magnitude, region: see :func:`fyc.eval.regional.regional_motion_metrics`
-            (``region`` = ``"first_frame"``, ``"swept"`` or ``"tracked"``).
+        flow_backend, flow_weights: :class:`fyc.motion.FlowEstimator` backend and weights of the regional metrics.
+        dilate_px, reference_short_side, min_magnitude, region, change_threshold: see
+            :func:`fyc.eval.regional.regional_motion_metrics`.
+        label_flow_backend: flow backend the training strength labels were made with; adds ``realised_strength``
+            (the label's definition on the generated video), the measured side of ``strength_spearman``. None
+            leaves it out (the Spearman then uses ``object_speed``).
         clip_model: hub id or local ``save_pretrained`` folder of a ``transformers`` CLIP; adds ``tem_consis``,
             ``text_align`` (short prompt vs frames), ``text_align_clip_s`` and ``image_align`` (raw cosines,
             :mod:`fyc.eval.clip_metrics`). None skips them.
@@ -80,11 +89,16 @@ def score_items(items: list[ManifestItem], flow_backend: str = "farneback", flow
             videos), ``frame_stride`` / ``start`` for the reference clips, ``resolution`` (square side both sides
             are resized and centre-cropped to; None = the generated videos' short side), ``num_features``,
             ``batch_size``. Only the reference frames needed are decoded.
+        done: rows already scored, by item id (a resumed run): kept as they are, not rescored.
+        on_row: called with each new row as soon as it is scored (e.g. to append it to disk).
+
+    An item that cannot be scored (unreadable or missing video/image/mask, an empty mask) gets a row with its
+    ``error`` and takes no part in the aggregate; ``summary["num_failed"]`` counts them.
 
     Returns:
-        ``(rows, summary, protocol)``: per-sample dicts, the aggregate (:func:`summarize` plus ``fvd``), and what
-        makes the numbers comparable (regional settings; CLIP checkpoint and scale; FVD detector, clip count,
-        frames, stride, resolution) for results.json. Metric units are those of
+        ``(rows, summary, protocol)``: per-sample dicts in manifest order, the aggregate (:func:`summarize` plus
+        ``fvd``), and what makes the numbers comparable (regional settings; CLIP checkpoint and scale; FVD
+        detector, clip count, frames, stride, resolution) for results.json. Metric units are those of
         :mod:`fyc.eval.regional`, :mod:`fyc.eval.fidelity` (I1-MSE on [0, 255]) and :mod:`fyc.eval.clip_metrics`.
     """
     if region not in REGION_MODES:
@@ -94,12 +108,19 @@ def score_items(items: list[ManifestItem], flow_backend: str = "farneback", flow
     if unknown:
         raise ValueError(f"unknown metrics.fvd keys {sorted(unknown)}; known: {sorted(FVD_DEFAULTS)}")
     fvd_cfg.update(fvd or {})
+    done = done or {}
     for item in items:
+        if item.id in done:
+            continue
         if item.video is None or item.mask is None:
             raise ValueError(f"{item.id}: scoring needs 'video' and 'mask' in the manifest")
         if fvd_detector and item.reference_video is None:
             raise ValueError(f"{item.id}: FVD (metrics.fvd_detector) needs 'reference_video' for every item")
     flow = FlowEstimator(flow_backend, weights=flow_weights, device=device)
+    label_flow = None
+    if label_flow_backend:
+        label_flow = flow if label_flow_backend == flow_backend else FlowEstimator(
+            label_flow_backend, weights=flow_weights, device=device)
     encoder = None
     if clip_model:
         from fyc.eval.clip_metrics import CLIPEncoder
@@ -112,38 +133,29 @@ def score_items(items: list[ManifestItem], flow_backend: str = "farneback", flow
         fvd_metric = FrechetVideoDistance(fvd_detector, num_features=fvd_cfg["num_features"],
                                           frame_stride=fvd_cfg["frame_stride"]).to(device)
         pending = {True: [], False: []}
+    settings = dict(dilate_px=dilate_px, region=region, reference_short_side=reference_short_side,
+                    min_magnitude=min_magnitude, change_threshold=change_threshold)
     rows = []
     for item in tqdm(items, desc="score", unit="video"):
-        video = read_video(item.video)
-        image = _load_image(item.image)
-        mask = _region(item, video.shape[1:3])
-        if not mask.any():
-            raise ValueError(f"{item.id}: mask {item.mask} is empty")
-        row = {"id": item.id, "prompt": item.prompt, "strength": item.strength, "i1_mse": i1_mse(video[0], image)}
-        video_flow = flow(video)
-        row.update(regional_motion_metrics(video, mask, None, dilate_px=dilate_px, region=region, flow=video_flow,
-                                           reference_short_side=reference_short_side, min_magnitude=min_magnitude))
-        kind = prompted_kind(item.prompt)
-        if kind is not None:
-            row["kind_measured"] = classify_motion_kind(video_flow, mask, min_magnitude=min_magnitude)
-            row["kind_correct"] = float(row["kind_measured"] == kind)
-        direction = prompted_direction(item.prompt)
-        if direction is not None:
-            cosine = direction_cosine(direction, (row["direction_dx"], row["direction_dy"]))
-            row["direction_cosine"] = cosine
-            row["direction_correct"] = float(cosine >= DIRECTION_COS_THRESHOLD)
-        if encoder is not None:
-            from fyc.eval.clip_metrics import clip_video_scores
-
-            row.update(clip_video_scores(encoder, video, prompt=item.prompt, image=image))
-        if fvd_metric is not None:
-            _add_fvd_clips(fvd_metric, pending, item, video, fvd_cfg, flush=False)
+        if item.id in done:
+            rows.append(done[item.id])
+            if fvd_metric is not None and not done[item.id].get("error"):
+                _add_fvd_clips(fvd_metric, pending, item, read_video(item.video), fvd_cfg, flush=False)
+            continue
+        try:
+            row, video = _score_item(item, flow, label_flow, encoder, settings)
+            if fvd_metric is not None:
+                _add_fvd_clips(fvd_metric, pending, item, video, fvd_cfg, flush=False)
+        except Exception as err:  # decord / PIL / cv2 raise their own types; the run goes on, the row says why
+            row = {"id": item.id, "prompt": item.prompt, "strength": item.strength,
+                   "error": f"{type(err).__name__}: {err}"}
         row.update({k: v for k, v in item.extra.items() if isinstance(v, (int, float, str))})
         rows.append(row)
+        if on_row is not None:
+            on_row(row)
     summary = summarize(rows)
     protocol = {"regional": {"flow_backend": flow_backend, "flow_weights": flow_weights if flow_backend.startswith(
-        "raft") else None, "region": region, "dilate_px": dilate_px, "min_magnitude": min_magnitude,
-        "reference_short_side": reference_short_side}}
+        "raft") else None, "label_flow_backend": label_flow_backend, **settings}}
     if encoder is not None:
         from fyc.eval.clip_metrics import clip_protocol
 
@@ -157,6 +169,36 @@ def score_items(items: list[ManifestItem], flow_backend: str = "farneback", flow
                            "requested_num_frames": fvd_cfg["num_frames"],
                            "generated_frames": "the first num_frames frames of each generated video"}
     return rows, summary, protocol
+
+
+def _score_item(item: ManifestItem, flow, label_flow, encoder, settings: dict) -> tuple[dict, np.ndarray]:
+    """One item's row (raises on an unreadable file or an empty mask) and its decoded video."""
+    try:
+        video = read_video(item.video)
+    except Exception as err:  # decord raises its own error types
+        raise ValueError(f"cannot read video {item.video}: {err}") from err
+    image = _load_image(item.image)
+    mask = _region(item, video.shape[1:3])
+    if not mask.any():
+        raise ValueError(f"mask {item.mask} is empty")
+    row = {"id": item.id, "prompt": item.prompt, "strength": item.strength, "i1_mse": i1_mse(video[0], image)}
+    video_flow = flow(video)
+    labels = None if label_flow is None else (video_flow if label_flow is flow else label_flow(video))
+    row.update(regional_motion_metrics(video, mask, None, flow=video_flow, label_flow=labels, **settings))
+    kind = prompted_kind(item.prompt)
+    if kind is not None:
+        row["kind_measured"] = classify_motion_kind(video_flow, mask, min_magnitude=settings["min_magnitude"])
+        row["kind_correct"] = float(row["kind_measured"] == kind)
+    direction = prompted_direction(item.prompt)
+    if direction is not None:
+        cosine = direction_cosine(direction, (row["direction_dx"], row["direction_dy"]))
+        row["direction_cosine"] = cosine
+        row["direction_correct"] = float(cosine >= DIRECTION_COS_THRESHOLD)
+    if encoder is not None:
+        from fyc.eval.clip_metrics import clip_video_scores
+
+        row.update(clip_video_scores(encoder, video, prompt=item.prompt, image=image))
+    return row, video
 
 
 def _add_fvd_clips(metric, pending: dict, item: ManifestItem | None, video, cfg: dict, flush: bool) -> None:
@@ -183,29 +225,76 @@ def _add_fvd_clips(metric, pending: dict, item: ManifestItem | None, video, cfg:
             metric.update(videos_to_bcthw(batch), real=real_side)
 
 
+MEAN_KEYS = ("i1_mse", "background_stillness", "motion_leakage", "realised_strength", "object_speed",
+             "out_region_magnitude", "motion_precision", "no_motion", "tem_consis", "text_align",
+             "text_align_clip_s", "image_align")
+
+
+def measured_strength_key(rows: list[dict]) -> str:
+    """The realised side of a strength sweep: ``realised_strength`` (the label's definition) when scored, else
+    ``object_speed``."""
+    return "realised_strength" if any(r.get("realised_strength") is not None for r in rows) else "object_speed"
+
+
+def _mean_se(summary: dict, key: str, values: list[float]) -> None:
+    """``summary[key]`` = mean, ``key_n`` = count, ``key_se`` = standard error of the mean (None when n < 2)."""
+    values = np.asarray(values, dtype=np.float64)
+    summary[key] = float(values.mean())
+    summary[f"{key}_n"] = int(len(values))
+    summary[f"{key}_se"] = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) >= 2 else None
+
+
 def summarize(rows: list[dict]) -> dict:
-    """Means of per-sample metrics, direction and motion-kind accuracy, and the strength Spearman over the set."""
-    summary = {"num_samples": len(rows)}
-    for key in ("i1_mse", "background_stillness", "motion_leakage", "in_region_magnitude", "out_region_magnitude",
-                "motion_precision", "no_motion", "tem_consis", "text_align", "text_align_clip_s", "image_align"):
-        values = [r[key] for r in rows if r.get(key) is not None and not math.isnan(r[key])]
+    """Means (each with ``<key>_n`` and ``<key>_se``, the standard error over items) of the per-sample metrics,
+    direction and motion-kind accuracy, and the strength Spearman over the set (``strength_spearman_n``, and
+    ``strength_spearman_se`` by the Fisher-z delta method ``(1 − ρ²)·sqrt((1 + ρ²/2)/(n − 3))``; when the set
+    cannot carry one, ``strength_spearman_absent`` says why). Rows that share ``sweep_of`` add the within-sweep
+    Spearman averaged over sweeps (``strength_spearman_per_item`` ± SE over sweeps). Rows with an ``error`` are
+    counted in ``num_failed`` and left out of everything else."""
+    failed = [r for r in rows if r.get("error")]
+    rows = [r for r in rows if not r.get("error")]
+    summary = {"num_samples": len(rows), "num_failed": len(failed)}
+    for key in MEAN_KEYS:
+        values = [r[key] for r in rows if isinstance(r.get(key), (int, float)) and not math.isnan(r[key])]
         if values:
-            summary[key] = float(np.mean(values))
-    directional = [r["direction_correct"] for r in rows if "direction_correct" in r]
+            _mean_se(summary, key, values)
+    directional = [r for r in rows if "direction_correct" in r]
     if directional:
-        summary["direction_accuracy"] = float(np.mean(directional))
+        _mean_se(summary, "direction_accuracy", [r["direction_correct"] for r in directional])
         # the mean cosine: same items, less coarse than the 45-degree hit rate when motions are sub-pixel
-        summary["direction_cosine"] = float(np.mean([r["direction_cosine"] for r in rows if "direction_correct" in r]))
+        _mean_se(summary, "direction_cosine", [r["direction_cosine"] for r in directional])
         summary["num_directional"] = len(directional)
     kinds = [r["kind_correct"] for r in rows if "kind_correct" in r]
     if kinds:  # fyc.eval.motion_kind: the measured kind of motion is the one the prompt names
-        summary["motion_kind_accuracy"] = float(np.mean(kinds))
+        _mean_se(summary, "motion_kind_accuracy", kinds)
         summary["num_kind"] = len(kinds)
-    with_strength = [r for r in rows if r.get("strength") is not None]
-    if len(with_strength) >= 3:
-        summary["strength_spearman"] = strength_spearman([r["strength"] for r in with_strength],
-                                                         [r["in_region_magnitude"] for r in with_strength])
+    measured = measured_strength_key(rows)
+    with_strength = [r for r in rows if r.get("strength") is not None and r.get(measured) is not None]
+    rho, reason = spearman_or_reason([r["strength"] for r in with_strength], [r[measured] for r in with_strength])
+    summary["strength_spearman_n"] = len(with_strength)
+    summary["strength_spearman_of"] = measured
+    if rho is None:
+        summary["strength_spearman_absent"] = reason
+    else:
+        n = len(with_strength)
+        summary["strength_spearman"] = rho
+        summary["strength_spearman_se"] = float((1 - rho ** 2) * math.sqrt((1 + rho ** 2 / 2) / (n - 3))) \
+            if n > 3 else None
+    if any(r.get(SWEEP_KEY) is not None for r in rows):
+        per_sweep = list(per_unit_values(rows, PER_ITEM_SPEARMAN).values())
+        if per_sweep:
+            _mean_se(summary, PER_ITEM_SPEARMAN, per_sweep)
     return summary
+
+
+def format_with_se(summary: dict, key: str) -> str:
+    """``"0.123 ± 0.004 (n=24)"``; the ± part only when the summary has an SE for ``key``."""
+    text = f"{summary[key]:.4g}"
+    if summary.get(f"{key}_se") is not None:
+        text += f" ± {summary[f'{key}_se']:.2g}"
+    if summary.get(f"{key}_n") is not None:
+        text += f" (n={summary[f'{key}_n']})"
+    return text
 
 
 def write_reports(out_dir: str | Path, rows: list[dict], summary: dict, protocol: dict) -> dict[str, Path]:
@@ -223,9 +312,17 @@ def write_reports(out_dir: str | Path, rows: list[dict], summary: dict, protocol
     cols = [(k, name) for k, name in TABLE_COLUMNS if k in summary]
     table = ["| Method | " + " | ".join(name for _, name in cols) + " |",
              "|---|" + "---|" * len(cols),
-             f"| {protocol.get('method', 'fyc')} | " + " | ".join(f"{summary[k]:.4g}" for k, _ in cols) + " |"]
+             f"| {protocol.get('method', 'fyc')} | " + " | ".join(format_with_se(summary, k) for k, _ in cols) + " |",
+             "", "Each cell: mean ± standard error over items (n = items it rests on; for Strength ρ the SE is the "
+             "Fisher-z delta-method approximation)."]
+    if summary.get("strength_spearman_absent"):
+        table.append(f"Strength ρ absent: {summary['strength_spearman_absent']}.")
+    if summary.get("num_failed"):
+        table.append(f"{summary['num_failed']} item(s) failed and are left out (see the `error` column of "
+                     "per_sample.csv).")
     paths["table"].write_text("\n".join(table) + "\n")
-    with_strength = [r for r in rows if r.get("strength") is not None]
+    measured = measured_strength_key(rows)
+    with_strength = [r for r in rows if r.get("strength") is not None and r.get(measured) is not None]
     if with_strength:
         import matplotlib
 
@@ -233,10 +330,11 @@ def write_reports(out_dir: str | Path, rows: list[dict], summary: dict, protocol
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(4, 3.2), dpi=120)
-        ax.scatter([r["strength"] for r in with_strength], [r["in_region_magnitude"] for r in with_strength], s=14)
+        ax.scatter([r["strength"] for r in with_strength], [r[measured] for r in with_strength], s=14)
         ax.set_xlabel("requested strength (px / frame pair)")
-        ax.set_ylabel("measured in-region flow (px / frame pair)")
-        ax.set_title(f"strength sweep (ρ = {summary.get('strength_spearman', float('nan')):.2f})")
+        ax.set_ylabel(f"{measured.replace('_', ' ')} (px / frame pair)")
+        rho = summary.get("strength_spearman")
+        ax.set_title("strength sweep (ρ " + ("absent" if rho is None else f"= {rho:.2f}") + ")")
         fig.tight_layout()
         paths["strength_plot"] = out_dir / "strength_sweep.png"
         fig.savefig(paths["strength_plot"])

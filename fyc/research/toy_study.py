@@ -57,7 +57,7 @@ def oracle_items(items: Sequence[ManifestItem], out_dir: str | Path, num_frames:
 
 
 def per_item_spearman(rows: Sequence[dict]) -> float:
-    """Mean over sweep groups (rows sharing ``sweep_of``) of Spearman(requested strength, in-region magnitude);
+    """Mean over sweep groups (rows sharing ``sweep_of``) of Spearman(requested, realised strength);
     NaN when no group has 2 or more distinct strengths."""
     values = per_unit_values(rows, PER_ITEM_SPEARMAN)
     return float(np.mean(list(values.values()))) if values else math.nan
@@ -71,7 +71,8 @@ STUDY_COLUMNS = (
     ("direction_accuracy", "direction acc. ↑", "high"),
     ("direction_accuracy_translate", "direction acc., translate set ↑", "high"),  # research/toy_study.py
     ("motion_kind_accuracy", "motion-kind acc. ↑", "high"),
-    ("in_region_magnitude", "in-region px/pair", None),
+    ("realised_strength", "realised strength", None),
+    ("object_speed", "object px/pair", None),
     ("out_region_magnitude", "out-region px/pair ↓", "low"),
     ("i1_mse", "I1-MSE ↓", "low"),
 )
