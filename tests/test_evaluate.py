@@ -163,3 +163,20 @@ def test_scheduler_override_must_name_a_config_key(toy_benchmark, toy_pipeline_d
                                "+scheduler_overrides.set_alpha_to_1=true"])
     with pytest.raises(ValueError, match=r"scheduler_overrides: \['set_alpha_to_1'\] are not config keys"):
         evaluate(cfg)
+
+
+def test_label_flow_backend_follows_the_training_contract(tmp_path):
+    """metrics.label_flow_backend=auto scores realised strength with the backend the model's labels were made with."""
+    import json
+
+    from fyc.eval.runner import label_flow_backend, training_contract
+
+    assert training_contract(None) is None and training_contract(str(tmp_path)) is None
+    assert label_flow_backend("auto", None) == "farneback"
+    (tmp_path / "training_contract.json").write_text(json.dumps({"strength_label": {"flow_backend": "raft_large"}}))
+    contract = training_contract(str(tmp_path))
+    assert label_flow_backend("auto", contract) == "raft_large"
+    assert label_flow_backend("dis", contract) == "dis" and label_flow_backend(None, contract) is None
+    (tmp_path / "training_contract.json").write_text("{not json")
+    with pytest.raises(ValueError, match="training_contract.json"):
+        training_contract(str(tmp_path))

@@ -90,8 +90,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Path]:
     if cfg.mode in ("generate", "all"):
         items, fresh = _generate(cfg, items, out_dir, failed)
         written["generated_manifest"] = out_dir / "generated.jsonl"
+    contract = training_contract(cfg.pipeline_dir)
     if cfg.mode in ("score", "all"):
         metrics_cfg = OmegaConf.to_container(cfg.metrics, resolve=True)
+        metrics_cfg["label_flow_backend"] = label_flow_backend(metrics_cfg.get("label_flow_backend"), contract)
         rows_path = out_dir / "per_sample.jsonl"
         if not _resume(out_dir, "score", {"metrics": metrics_cfg, "manifest": str(cfg.manifest)}):
             rows_path.unlink(missing_ok=True)
@@ -110,7 +112,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Path]:
                     "eval_protocol": cfg.get("eval_protocol_name"),
                     "generation": OmegaConf.to_container(cfg.generation, resolve=True),
                     "scheduler_overrides": scheduler_overrides(cfg),
-                    "metrics": metrics_cfg, **metric_protocol}
+                    "metrics": metrics_cfg, "training_contract": contract, **metric_protocol}
         written.update(write_reports(out_dir, rows, summary, protocol))
         written["per_sample_log"] = rows_path
         log.info("metrics: %s", summary)
@@ -189,6 +191,27 @@ def _load_pipeline(cfg: DictConfig):
                              f"{type(pipeline.scheduler).__name__} ({sorted(pipeline.scheduler.config)})")
         pipeline.scheduler = type(pipeline.scheduler).from_config(pipeline.scheduler.config, **overrides)
     return pipeline
+
+
+def training_contract(pipeline_dir: str | None) -> dict | None:
+    """The ``training_contract.json`` of a pipeline folder as a dict (None without a folder or a contract):
+    what the model was trained with, recorded in results.json beside the metrics."""
+    path = Path(pipeline_dir) / "training_contract.json" if pipeline_dir else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+
+
+def label_flow_backend(configured: str | None, contract: dict | None) -> str | None:
+    """``metrics.label_flow_backend`` resolved: ``auto`` = the backend the model's strength labels were made with
+    (its training contract), else farneback (the toy world's on-the-fly labels); anything else as given."""
+    if configured != "auto":
+        return configured
+    recorded = ((contract or {}).get("strength_label") or {}).get("flow_backend")
+    return recorded or "farneback"
 
 
 def scheduler_overrides(cfg: DictConfig) -> dict:
