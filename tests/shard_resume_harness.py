@@ -1,17 +1,18 @@
 """Processes for tests/test_data_shard_resume.py: read streaming shards on one rank of a gloo group and record the
 sample ids of every step, optionally stopping mid-epoch and resuming from a saved state.
 
-    python tests/shard_resume_harness.py loader --shards DIR --out DIR --workers W --steps 2N [--stop N]
+    python tests/shard_resume_harness.py loader --shards DIR --out DIR --workers W --steps 2N --stop N
         one rank (RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT in the environment) iterates an EpochLoader over
-        epochs for 2N steps; with --stop N: N steps, the loader state (gathered from every rank) is saved by rank 0,
-        a fresh loader loads it and takes the remaining N steps.
+        epochs for 2N steps (run "full"); then N steps, the loader state (gathered from every rank) is saved by
+        rank 0, a fresh loader loads it and takes the remaining N steps (run "resumed").
     python tests/shard_resume_harness.py lightning --shards DIR --out DIR --workers W --devices 2 --steps K
         [--hang-after S] [--ckpt-path last]
         Lightning DDP on the CPU with a one-parameter model, the project's datamodule, resume patch and
         ``resolve_ckpt_path``; checkpoints every step (last.ckpt). --hang-after S: after step S's checkpoint, write
         ``<out>/hanging`` and block, so the test can kill -9 the process group mid-epoch.
 
-Each rank appends ``{"step", "rank", "epoch", "ids"}`` lines to ``<out>/ids_rank<r>.jsonl``.
+Each rank appends ``{"step", "rank", "epoch", "ids"}`` lines to ``<out>/<run>_rank<r>.jsonl`` (run "ids" for
+lightning).
 """
 from __future__ import annotations
 
@@ -24,43 +25,46 @@ from pathlib import Path
 import torch
 
 
+def _dataset_kwargs(args) -> dict:
+    return {"resolution": 16, "num_frames": 2, "frame_stride": 1, "motion_labels": None, "seed": 5,
+            "equal_length": args.equal_length}
+
+
 def _datamodule(args):
     from fyc.data.datamodule import VideoDataModule
 
-    return VideoDataModule(train_dataset={"shards": str(args.shards), "resolution": 16, "num_frames": 2,
-                                          "frame_stride": 1, "motion_labels": None, "seed": 5,
-                                          "equal_length": args.equal_length},
-                           batch_size=2, num_workers=args.workers, persistent_workers=args.workers > 0)
+    return VideoDataModule(train_dataset={"shards": str(args.shards), **_dataset_kwargs(args)}, batch_size=2,
+                           num_workers=args.workers, persistent_workers=args.workers > 0)
 
 
-def _record(out: Path, rank: int, step: int, epoch: int, ids) -> None:
-    with open(out / f"ids_rank{rank}.jsonl", "a") as f:
+def _record(out: Path, rank: int, step: int, epoch: int, ids, run: str = "ids") -> None:
+    with open(out / f"{run}_rank{rank}.jsonl", "a") as f:
         f.write(json.dumps({"step": step, "rank": rank, "epoch": epoch, "ids": list(ids)}) + "\n")
 
 
 def run_loader(args) -> None:
+    from fyc.data.epoch_loader import EpochLoader
+    from fyc.data.shards import WebVidShardDataset
+
     torch.distributed.init_process_group("gloo")
     rank = torch.distributed.get_rank()
 
-    def fresh_loader():
-        dm = _datamodule(args)
-        dm.setup("fit")
-        return dm.train_dataloader()
+    def fresh_loader():  # rank and world size come from torch.distributed
+        return EpochLoader(WebVidShardDataset(args.shards, **_dataset_kwargs(args)), batch_size=2,
+                           num_workers=args.workers, persistent_workers=args.workers > 0)
 
-    def steps(loader, count, step):  # take `count` batches (over epochs); returns the next step number
+    def steps(loader, count, step, run):  # take `count` batches (over epochs); returns the next step number
         while count:
             for batch in loader:
-                _record(args.out, rank, step, loader._iter_epoch, batch["videoid"])
+                _record(args.out, rank, step, loader._iter_epoch, batch["videoid"], run)
                 step, count = step + 1, count - 1
                 if count == 0:
                     break
         return step
 
+    steps(fresh_loader(), args.steps, 0, "full")
     loader = fresh_loader()
-    if args.stop is None:
-        steps(loader, args.steps, 0)
-        return
-    step = steps(loader, args.stop, 0)
+    step = steps(loader, args.stop, 0, "resumed")
     state = loader.state_dict()  # a collective: every rank's position
     if rank == 0:
         torch.save(state, args.out / "loader_state.pt")
@@ -68,7 +72,7 @@ def run_loader(args) -> None:
     torch.distributed.barrier()
     resumed = fresh_loader()
     resumed.load_state_dict(torch.load(args.out / "loader_state.pt", weights_only=True))
-    steps(resumed, args.steps - args.stop, step)
+    steps(resumed, args.steps - args.stop, step, "resumed")
     torch.distributed.barrier()
 
 

@@ -143,6 +143,12 @@ class WebVidShardDataset(IterableDataset):
                  flow_backend: str = "farneback", flow_weights: str | None = "DEFAULT",
                  reference_short_side: int | None = None, seed: int = 0, equal_length: str | None = None,
                  rank: int | None = None, world_size: int | None = None):
+        # Imported now, in the process that forks the DataLoader workers, so that no worker imports them again.
+        import av  # noqa: F401  (video_io reads headers with it)
+        import decord  # noqa: F401
+        import webdataset  # noqa: F401
+        from torchvision.transforms.v2 import functional  # noqa: F401
+
         from fyc.data.webvid import FlowMotionLabeler
 
         self.source = Path(source)
