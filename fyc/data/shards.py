@@ -234,7 +234,7 @@ class WebVidShardDataset(IterableDataset):
 
     def state_dict(self) -> dict:
         """This reader's position: ``epoch``, ``reader``, ``num_readers``, ``shard`` (index into the reader's shard
-        list of that epoch), ``offset`` (raw samples of that shard consumed), ``yielded`` (samples returned this
+        list of that epoch; with 'drop', indices past its end are the top-up pass), ``offset`` (raw samples of that shard consumed), ``yielded`` (samples returned this
         epoch) and ``skipped`` (reason → count). Before any iteration: a loaded position, or {} (start of an
         epoch)."""
         position = self._position if self._position is not None else self._resume
@@ -272,18 +272,23 @@ class WebVidShardDataset(IterableDataset):
                                      "offset": done, "yielded": yielded, "skipped": self.skipped}
         mine = [url for url, _ in assign_shards(self.shards, epoch, self.seed, reader, num_readers)]
         cap = self._min_count(num_readers, epoch) if self.equal_length == "drop" else None
-        if start >= len(mine) or cap == 0:
+        # 'drop': a reader left short of the cap by clips that fail to decode tops up from the start of its own
+        # shards (a second pass), so that every rank still yields the same number of batches.
+        order = mine + mine if cap is not None else mine
+        if start >= len(order) or cap == 0:
             return
-        stream = wds.WebDataset(mine[start:], shardshuffle=False, nodesplitter=lambda urls: urls,
+        stream = wds.WebDataset(order[start:], shardshuffle=False, nodesplitter=lambda urls: urls,
                                 workersplitter=lambda urls: urls, empty_check=False, handler=wds.warn_and_continue)
-        shard_of = {url: k for k, url in enumerate(mine)}
         shard, offset = start, 0
         for raw in stream:
             if cap is not None and yielded >= cap:
                 return
-            k = shard_of.get(raw.get("__url__"), shard)
-            if k != shard:
-                shard, offset = k, 0
+            url = raw.get("__url__")
+            if url != order[shard]:  # the next shard (tars that yield nothing are passed over)
+                shard, offset = order.index(url, shard + 1) if url in order[shard + 1:] else shard + 1, 0
+            if shard >= len(mine) and offset == 0:
+                logger.warning("shards: reader %d is %d samples short of the equal-length cap: repeating its first "
+                               "samples of epoch %d", reader, cap - yielded, epoch)
             offset += 1
             if shard == start and offset <= done:
                 continue  # consumed before the state was saved
