@@ -75,26 +75,28 @@ def _checkpoint_round_trip(state: dict) -> dict:
 
 @pytest.mark.parametrize("world, workers", [(1, 0), (1, 2), (2, 0), (2, 2)])
 def test_shard_resume_mid_epoch_matches_uninterrupted_and_reads_every_sample_once(resume_shards, world, workers):
-    """N batches + state_dict/load_state_dict into a fresh loader + the rest == uninterrupted, on every rank; the
-    interrupted epoch (0) and the next one each read every sample exactly once over all ranks and workers."""
+    """N batches + state_dict/load_state_dict into a fresh loader + the rest == uninterrupted, on every rank, for
+    an interruption in epoch 0 and in epoch 1; each epoch reads every sample exactly once over all ranks and
+    workers."""
     epochs: dict[int, list[str]] = {0: [], 1: []}
     for rank in range(world):
         uninterrupted = _loader(resume_shards["dir"], rank, world, workers)
         full = [(e, ids) for e in (0, 1) for ids in _epoch(uninterrupted)]
         per_epoch = sum(e == 0 for e, _ in full)
         assert full[-1][0] == 1 and per_epoch <= len(uninterrupted)  # the length never cuts an epoch short
-        stop = max(1, per_epoch // 2)  # mid-epoch 0
-        interrupted = _loader(resume_shards["dir"], rank, world, workers)
-        head = _take(interrupted, stop)
-        state = _checkpoint_round_trip(interrupted.state_dict())
-        assert state["ranks"][rank]["epoch"] == 0 and state["ranks"][rank]["loader"]
-        del interrupted
-        resumed = _loader(resume_shards["dir"], rank, world, workers)
-        resumed.load_state_dict(state)
-        tail = [(e, ids) for e in (0, 1) for ids in _epoch(resumed)]
-        assert head + tail == full, (rank, stop)
-        if workers == 0:  # skip counts carry over the resume (the undecodable sample is counted once per epoch)
-            assert resumed.dataset.skipped == uninterrupted.dataset.skipped
+        for epoch in (0, 1):  # interrupted in the first epoch, and in the next (persistent workers restarted)
+            stop = epoch * per_epoch + max(1, per_epoch // 2)
+            interrupted = _loader(resume_shards["dir"], rank, world, workers)
+            head = _take(interrupted, stop)
+            state = _checkpoint_round_trip(interrupted.state_dict())
+            assert state["ranks"][rank]["epoch"] == epoch and state["ranks"][rank]["loader"]
+            del interrupted
+            resumed = _loader(resume_shards["dir"], rank, world, workers)
+            resumed.load_state_dict(state)
+            tail = [(e, ids) for e in range(epoch, 2) for ids in _epoch(resumed)]
+            assert head + tail == full, (rank, stop)
+            if workers == 0:  # skip counts carry over the resume (the undecodable sample counts once per epoch)
+                assert resumed.dataset.skipped == uninterrupted.dataset.skipped
         for epoch, ids in full:
             epochs[epoch] += ids
     for epoch in (0, 1):
@@ -155,7 +157,7 @@ def _records(out: Path, rank: int, run: str = "ids") -> dict[int, tuple[int, lis
 def test_shard_resume_two_gloo_ranks_with_workers(resume_shards, tmp_path):
     """2 processes (gloo) x 2 workers: N steps + resume (state gathered from both ranks, saved by rank 0) + N
     steps reads the same ids as 2N uninterrupted steps, on every rank; 2N crosses into the next epoch."""
-    steps, stop = 6, 3  # 'drop': 3 batches per rank per epoch here, so the resume is inside epoch 1
+    steps, stop = 6, 3  # 'drop': 2 batches per rank per epoch here, so the resume is inside epoch 1
     port = _free_port()
     procs = [subprocess.Popen([sys.executable, str(HARNESS), "loader", "--shards", str(resume_shards["dir"]), "--out",
                                str(tmp_path), "--steps", str(steps), "--stop", str(stop)],
@@ -177,7 +179,7 @@ def test_shard_resume_two_gloo_ranks_with_workers(resume_shards, tmp_path):
 def test_shard_resume_after_kill_9_with_ckpt_path_last(resume_shards, tmp_path):
     """Lightning DDP (2 CPU processes, 2 workers each) checkpointing every step; kill -9 of the whole process
     group mid-epoch, then ``ckpt_path=last`` continues the per-rank sample sequence of an uninterrupted run."""
-    steps, hang_after = 6, 4
+    steps, hang_after = 6, 3  # 2 batches per rank per epoch: the kill is inside epoch 1
     base = [sys.executable, str(HARNESS), "lightning", "--shards", str(resume_shards["dir"]), "--workers", "2",
             "--devices", "2", "--steps", str(steps)]
     full, run = tmp_path / "full", tmp_path / "run"

@@ -11,8 +11,9 @@ Reader (:class:`WebVidShardDataset`, an ``IterableDataset``): decodes like :clas
 to the global reader ``k % (world_size * num_workers)`` where reader = ``rank * num_workers + worker_id`` (rank and
 world from ``torch.distributed``, else ``RANK``/``WORLD_SIZE``). Every sample is read exactly once per epoch by
 exactly one (rank, worker) — none lost, none twice. Ranks may then get different sample counts;
-``equal_length="drop"`` makes every reader stop at the smallest reader's count (for DDP, which needs equal batch
-counts on all ranks; the dropped samples change every epoch). Use at least ``world_size * num_workers`` shards.
+``equal_length="drop"`` makes every reader stop at the smallest count any reader can get in any epoch — the sum of
+the ``len(shards) // readers`` smallest shards — (for DDP, which needs equal batch counts on all ranks, every epoch
+the same; the dropped samples change every epoch). Use at least ``world_size * num_workers`` shards.
 
 Resume: the reader's position (epoch, its reader id and reader count, the shard it is in, how many raw samples of
 that shard it has consumed, samples yielded, skip counts) is :meth:`WebVidShardDataset.state_dict`; after
@@ -132,7 +133,8 @@ class WebVidShardDataset(IterableDataset):
         motion_labels: "shard" (labels stored in the shards by ``write_shards(motion_sidecar=...)``, with their
             fixed windows), "flow" (on the fly) or None.
         seed: shard order (per epoch) and per-sample randomness (from (seed, epoch, videoid)).
-        equal_length: None (exact: every sample once) or "drop" (every reader yields the smallest reader's count).
+        equal_length: None (exact: every sample once) or "drop" (every reader yields the smallest count a reader
+            can get, the same every epoch).
         rank, world_size: override the distributed environment (tests, custom launchers).
     Skipped samples (undecodable, too short) are counted per reason in ``self.skipped`` (per process).
     """
@@ -213,7 +215,7 @@ class WebVidShardDataset(IterableDataset):
 
     def num_batches(self, batch_size: int, num_workers: int, drop_last: bool = False) -> int:
         """An upper bound on the batches this rank's DataLoader yields in any epoch (exact for
-        equal_length='drop' in the current epoch). Every worker batches its own stream, so each ends with a
+        equal_length='drop'). Every worker batches its own stream, so each ends with a
         partial batch; ``len(DataLoader)`` (samples / batch size) can undercount them, and a trainer that trusts
         it stops the epoch early. Without 'drop' a reader's shards change per epoch but their number does not,
         so its largest possible sample count is the sum of that many largest shards."""
@@ -227,10 +229,11 @@ class WebVidShardDataset(IterableDataset):
         return sum(per_batch(sum(largest[:len(range(reader, len(self.shards), num_readers))]))
                    for reader in range(rank * workers, (rank + 1) * workers))
 
-    def _min_count(self, num_readers: int, epoch: int | None = None) -> int:
-        epoch = self.epoch if epoch is None else epoch
-        return min(sum(c for _, c in assign_shards(self.shards, epoch, self.seed, r, num_readers))
-                   for r in range(num_readers))
+    def _min_count(self, num_readers: int) -> int:
+        """The fewest samples a reader can get in any epoch: every reader gets at least ``len(shards) //
+        num_readers`` shards, at least the smallest ones. Independent of the epoch, so a trainer that reads the
+        length once keeps the right batch count every epoch."""
+        return sum(sorted(c for _, c in self.shards)[:len(self.shards) // num_readers])
 
     def state_dict(self) -> dict:
         """This reader's position: ``epoch``, ``reader``, ``num_readers``, ``shard`` (index into the reader's shard
@@ -252,10 +255,8 @@ class WebVidShardDataset(IterableDataset):
         self.skipped = Counter(self._resume["skipped"])
 
     def __iter__(self):
-        import webdataset as wds
-
-        from fyc.data.webvid import WebVidDataset, _Skip
-
+        # Not a generator function: the position is set when the iterator is created (a DataLoader worker does so at
+        # every epoch start), so a state saved before its first sample says "start of this epoch", not the last one.
         reader, num_readers, _ = self.readers()
         resume, self._resume = self._resume, None
         epoch = self.epoch
@@ -270,8 +271,18 @@ class WebVidShardDataset(IterableDataset):
         yielded = int(resume["yielded"]) if resume else 0
         position = self._position = {"epoch": epoch, "reader": reader, "num_readers": num_readers, "shard": start,
                                      "offset": done, "yielded": yielded, "skipped": self.skipped}
+        return self._stream(position)
+
+    def _stream(self, position: dict):
+        """Samples from ``position`` on (updated in place as they are read)."""
+        import webdataset as wds
+
+        from fyc.data.webvid import WebVidDataset, _Skip
+
+        epoch, reader, num_readers = position["epoch"], position["reader"], position["num_readers"]
+        start, done, yielded = position["shard"], position["offset"], position["yielded"]
         mine = [url for url, _ in assign_shards(self.shards, epoch, self.seed, reader, num_readers)]
-        cap = self._min_count(num_readers, epoch) if self.equal_length == "drop" else None
+        cap = self._min_count(num_readers) if self.equal_length == "drop" else None
         # 'drop': a reader left short of the cap by clips that fail to decode tops up from the start of its own
         # shards (a second pass), so that every rank still yields the same number of batches.
         order = mine + mine if cap is not None else mine
