@@ -84,8 +84,9 @@ def test_shard_resume_mid_epoch_matches_uninterrupted_and_reads_every_sample_onc
         full = [(e, ids) for e in (0, 1) for ids in _epoch(uninterrupted)]
         per_epoch = sum(e == 0 for e, _ in full)
         assert full[-1][0] == 1 and per_epoch <= len(uninterrupted)  # the length never cuts an epoch short
-        for epoch in (0, 1):  # interrupted in the first epoch, and in the next (persistent workers restarted)
-            stop = epoch * per_epoch + max(1, per_epoch // 2)
+        # Interrupted mid-epoch 0, and after the first batch of epoch 1 (persistent workers restarted; the second
+        # worker has not handed out a batch of this epoch yet).
+        for epoch, stop in ((0, max(1, per_epoch // 2)), (1, per_epoch + 1)):
             interrupted = _loader(resume_shards["dir"], rank, world, workers)
             head = _take(interrupted, stop)
             state = _checkpoint_round_trip(interrupted.state_dict())
