@@ -8,7 +8,7 @@ resumable") and RNG states are not saved. Here:
   :class:`ResumableDataLoader`: its ``state_dict`` is (epoch, batches consumed in that epoch) read from the trainer's
   loop progress; on resume Lightning calls ``load_state_dict`` before creating the iterator, and the first iterator
   skips the consumed *indices* (no decoding of skipped videos) of the same epoch permutation. A loader that already
-  has ``state_dict`` / ``load_state_dict`` — the streaming shard loader, :class:`fyc.data.datamodule.EpochLoader`
+  has ``state_dict`` / ``load_state_dict`` — the streaming shard loader, :class:`fyc.data.epoch_loader.EpochLoader`
   (torchdata's ``StatefulDataLoader``, which saves every rank's and worker's shard position) — is kept as it is.
 * :class:`RNGStateCallback` saves and restores the Python / NumPy / torch (CPU and CUDA) RNG states.
 
