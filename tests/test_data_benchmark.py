@@ -1,4 +1,4 @@
-"""benchmarks/benchmark_data.py runs end to end on a tiny toy world and reports what it promises."""
+"""benchmarks/benchmark_data.py runs end to end on a tiny toy world and reports what it promises (streaming too)."""
 from __future__ import annotations
 
 import json
@@ -18,10 +18,11 @@ def test_benchmark_data_smoke(tmp_path):
     results = benchmark_data.main(["--source", "toy", "--clips", "6", "--workers", "0", "--batch-size", "2",
                                    "--resolution", "32", "--frames", "4", "--stride", "1", "--backends",
                                    "farneback", "--annotate-clips", "2", "--repeats", "1", "--label-modes", "none",
-                                   "sidecar", "--json", str(out)])
+                                   "sidecar", "shards", "--shard-size", "2", "--json", str(out)])
     assert json.loads(out.read_text()) == results
     assert results["annotate"]["farneback"]["clips"] == 6 and results["annotate"]["farneback"]["clips_per_s"] > 0
-    for mode in ("none", "sidecar"):
+    assert results["shards"] == {"count": 3, "clips_per_shard": 2}
+    for mode in ("none", "sidecar", "shards"):
         row = results["loader"][mode]
         assert row["loader_clips_per_s"] > 0 and row["raw_clips_per_s"] > 0
         assert row["ratio"] == round(row["loader_clips_per_s"] / row["raw_clips_per_s"], 3)

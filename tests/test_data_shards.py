@@ -90,6 +90,23 @@ def test_equal_length_drop_gives_every_rank_the_same_count(shards):
     assert counts[0] == counts[1] > 0 and len(set(ids)) == len(ids)
 
 
+def test_equal_length_drop_tops_up_a_reader_short_of_undecodable_clips(shards):
+    """The 'plain' shards hold an undecodable clip; the reader that gets it repeats its first clips to reach the
+    cap, so both ranks still yield the same count (DDP needs equal batch counts)."""
+    short = 0
+    for seed in range(4):
+        counts = []
+        for rank in range(2):
+            ds = WebVidShardDataset(shards["root"] / "plain", resolution=32, num_frames=4, motion_labels=None,
+                                    rank=rank, world_size=2, equal_length="drop", seed=seed)
+            got = [s["videoid"] for s in ds]
+            counts.append(len(got))
+            short += len(got) != len(set(got))
+            assert len(got) == ds._min_count(2) and set(got) <= set(shards["ids"])
+        assert counts[0] == counts[1]
+    assert short > 0  # some seed put the undecodable clip on a capped reader
+
+
 def test_shard_labels_match_the_sidecar_dataset(shards):
     stream = {s["videoid"]: s for s in WebVidShardDataset(shards["root"] / "shards", resolution=64, num_frames=8)}
     indexed = WebVidDataset(shards["csv"], resolution=64, num_frames=8, motion_labels="sidecar")

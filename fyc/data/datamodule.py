@@ -12,7 +12,10 @@ from typing import Any, Callable, Mapping
 import lightning as L
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
+from fyc.data.epoch_loader import EpochLoader
 from fyc.data.video_io import limit_opencv_threads
+
+__all__ = ["EpochLoader", "EpochSampler", "VideoDataModule", "build_dataset"]
 
 DatasetSpec = Dataset | Callable[[], Dataset] | Mapping[str, Any]
 
@@ -56,28 +59,6 @@ def _worker_init(_worker_id: int) -> None:
     # Each worker runs OpenCV flow on its own core; OpenCV's own thread pool would oversubscribe the CPU. The
     # parent already set 1 thread before forking (see limit_opencv_threads), so this is only a safety net.
     limit_opencv_threads()
-
-
-class EpochLoader(DataLoader):
-    """DataLoader over an ``IterableDataset`` that tells the dataset its epoch (0, 1, ...) at every ``iter()``.
-
-    Lightning forwards ``set_epoch`` only to samplers, and an iterable dataset has none; without this every epoch
-    would read the shards in the same order. The epoch lives in the dataset's shared memory, so persistent
-    workers see it too.
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._next_epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self._next_epoch = int(epoch)
-
-    def __iter__(self):
-        if callable(getattr(self.dataset, "set_epoch", None)):
-            self.dataset.set_epoch(self._next_epoch)
-        self._next_epoch += 1
-        return super().__iter__()
 
 
 class VideoDataModule(L.LightningDataModule):

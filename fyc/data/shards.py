@@ -11,8 +11,16 @@ Reader (:class:`WebVidShardDataset`, an ``IterableDataset``): decodes like :clas
 to the global reader ``k % (world_size * num_workers)`` where reader = ``rank * num_workers + worker_id`` (rank and
 world from ``torch.distributed``, else ``RANK``/``WORLD_SIZE``). Every sample is read exactly once per epoch by
 exactly one (rank, worker) — none lost, none twice. Ranks may then get different sample counts;
-``equal_length="drop"`` makes every reader stop at the smallest reader's count (for DDP, which needs equal batch
-counts on all ranks; the dropped samples change every epoch). Use at least ``world_size * num_workers`` shards.
+``equal_length="drop"`` makes every reader stop at the smallest count any reader can get in any epoch — the sum of
+the ``len(shards) // readers`` smallest shards — (for DDP, which needs equal batch counts on all ranks, every epoch
+the same; the dropped samples change every epoch). Use at least ``world_size * num_workers`` shards.
+
+Resume: the reader's position (epoch, its reader id and reader count, the shard it is in, how many raw samples of
+that shard it has consumed, samples yielded, skip counts) is :meth:`WebVidShardDataset.state_dict`; after
+:meth:`~WebVidShardDataset.load_state_dict` the next iteration starts right after the last consumed sample (the
+skipped part of the shard is read but not decoded). torchdata's ``StatefulDataLoader`` collects these states from
+every DataLoader worker (see :class:`fyc.data.datamodule.EpochLoader`). There is no shuffle buffer: samples of a
+shard come in written order, shards in a per-epoch order, so the position alone fixes the rest of the epoch.
 """
 from __future__ import annotations
 
@@ -125,7 +133,8 @@ class WebVidShardDataset(IterableDataset):
         motion_labels: "shard" (labels stored in the shards by ``write_shards(motion_sidecar=...)``, with their
             fixed windows), "flow" (on the fly) or None.
         seed: shard order (per epoch) and per-sample randomness (from (seed, epoch, videoid)).
-        equal_length: None (exact: every sample once) or "drop" (every reader yields the smallest reader's count).
+        equal_length: None (exact: every sample once) or "drop" (every reader yields the smallest count a reader
+            can get, the same every epoch).
         rank, world_size: override the distributed environment (tests, custom launchers).
     Skipped samples (undecodable, too short) are counted per reason in ``self.skipped`` (per process).
     """
@@ -136,6 +145,12 @@ class WebVidShardDataset(IterableDataset):
                  flow_backend: str = "farneback", flow_weights: str | None = "DEFAULT",
                  reference_short_side: int | None = None, seed: int = 0, equal_length: str | None = None,
                  rank: int | None = None, world_size: int | None = None):
+        # Imported now, in the process that forks the DataLoader workers, so that no worker imports them again.
+        import av  # noqa: F401  (video_io reads headers with it)
+        import decord  # noqa: F401
+        import webdataset  # noqa: F401
+        from torchvision.transforms.v2 import functional  # noqa: F401
+
         from fyc.data.webvid import FlowMotionLabeler
 
         self.source = Path(source)
@@ -167,6 +182,8 @@ class WebVidShardDataset(IterableDataset):
         self._rank, self._world = rank, world_size
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self.skipped: Counter = Counter()
+        self._position: dict | None = None  # where the running iteration is (see state_dict)
+        self._resume: dict | None = None  # a loaded position, used by the next __iter__
 
     def set_epoch(self, epoch: int) -> None:
         self._epoch.fill_(int(epoch))
@@ -175,11 +192,14 @@ class WebVidShardDataset(IterableDataset):
     def epoch(self) -> int:
         return int(self._epoch.item())
 
+    def rank_world(self) -> tuple[int, int]:
+        """(rank, world size): the constructor's overrides, else the distributed environment."""
+        rank, world = dist_rank_world()
+        return (self._rank if self._rank is not None else rank), (self._world if self._world is not None else world)
+
     def readers(self) -> tuple[int, int, int]:
         """(this reader, number of readers, workers per rank) for the current process."""
-        rank, world = dist_rank_world()
-        rank = self._rank if self._rank is not None else rank
-        world = self._world if self._world is not None else world
+        rank, world = self.rank_world()
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         return rank * workers + worker, world * workers, workers
@@ -188,32 +208,102 @@ class WebVidShardDataset(IterableDataset):
         """Samples this rank yields per epoch, summed over its workers (exact for equal_length='drop';
         otherwise the ceiling of total / world size, an estimate used for progress bars)."""
         _, _, workers = self.readers()
-        world = self._world if self._world is not None else dist_rank_world()[1]
+        world = self.rank_world()[1]
         if self.equal_length == "drop":
             return self._min_count(world * workers) * workers
         return -(-int(self.index["total"]) // world)
 
+    def num_batches(self, batch_size: int, num_workers: int, drop_last: bool = False) -> int:
+        """An upper bound on the batches this rank's DataLoader yields in any epoch (exact for
+        equal_length='drop'). Every worker batches its own stream, so each ends with a
+        partial batch; ``len(DataLoader)`` (samples / batch size) can undercount them, and a trainer that trusts
+        it stops the epoch early. Without 'drop' a reader's shards change per epoch but their number does not,
+        so its largest possible sample count is the sum of that many largest shards."""
+        rank, world = self.rank_world()
+        workers = max(1, num_workers)
+        num_readers = world * workers
+        per_batch = (lambda n: n // batch_size) if drop_last else (lambda n: -(-n // batch_size))
+        if self.equal_length == "drop":
+            return workers * per_batch(self._min_count(num_readers))
+        largest = sorted((c for _, c in self.shards), reverse=True)
+        return sum(per_batch(sum(largest[:len(range(reader, len(self.shards), num_readers))]))
+                   for reader in range(rank * workers, (rank + 1) * workers))
+
     def _min_count(self, num_readers: int) -> int:
-        return min(sum(c for _, c in assign_shards(self.shards, self.epoch, self.seed, r, num_readers))
-                   for r in range(num_readers))
+        """The fewest samples a reader can get in any epoch: every reader gets at least ``len(shards) //
+        num_readers`` shards, at least the smallest ones. Independent of the epoch, so a trainer that reads the
+        length once keeps the right batch count every epoch."""
+        return sum(sorted(c for _, c in self.shards)[:len(self.shards) // num_readers])
+
+    def state_dict(self) -> dict:
+        """This reader's position: ``epoch``, ``reader``, ``num_readers``, ``shard`` (index into the reader's shard
+        list of that epoch; with 'drop', indices past its end are the top-up pass), ``offset`` (raw samples of that shard consumed), ``yielded`` (samples returned this
+        epoch) and ``skipped`` (reason → count). Before any iteration: a loaded position, or {} (start of an
+        epoch)."""
+        position = self._position if self._position is not None else self._resume
+        return {} if position is None else {**position, "skipped": dict(position["skipped"])}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Make the next iteration continue from ``state`` (from :meth:`state_dict`); {} is a no-op."""
+        if not state:
+            return
+        missing = {"epoch", "reader", "num_readers", "shard", "offset", "yielded"} - set(state)
+        if missing:
+            raise ValueError(f"shard reader state lacks {sorted(missing)}: got keys {sorted(state)}")
+        self._resume = {**state, "skipped": dict(state.get("skipped", {}))}
+        self._position = None
+        self.skipped = Counter(self._resume["skipped"])
 
     def __iter__(self):
+        # Not a generator function: the position is set when the iterator is created (a DataLoader worker does so at
+        # every epoch start), so a state saved before its first sample says "start of this epoch", not the last one.
+        reader, num_readers, _ = self.readers()
+        resume, self._resume = self._resume, None
+        epoch = self.epoch
+        if resume is not None:
+            if (resume["reader"], resume["num_readers"]) != (reader, num_readers):
+                raise ValueError(f"{self.source}: cannot resume reader {resume['reader']} of "
+                                 f"{resume['num_readers']} as reader {reader} of {num_readers}: the number of "
+                                 "ranks x DataLoader workers changed since the state was saved")
+            epoch = int(resume["epoch"])
+        start = int(resume["shard"]) if resume else 0
+        done = int(resume["offset"]) if resume else 0  # raw samples of shard `start` already consumed
+        yielded = int(resume["yielded"]) if resume else 0
+        position = self._position = {"epoch": epoch, "reader": reader, "num_readers": num_readers, "shard": start,
+                                     "offset": done, "yielded": yielded, "skipped": self.skipped}
+        return self._stream(position)
+
+    def _stream(self, position: dict):
+        """Samples from ``position`` on (updated in place as they are read)."""
         import webdataset as wds
 
         from fyc.data.webvid import WebVidDataset, _Skip
 
-        reader, num_readers, _ = self.readers()
-        epoch = self.epoch
+        epoch, reader, num_readers = position["epoch"], position["reader"], position["num_readers"]
+        start, done, yielded = position["shard"], position["offset"], position["yielded"]
         mine = [url for url, _ in assign_shards(self.shards, epoch, self.seed, reader, num_readers)]
         cap = self._min_count(num_readers) if self.equal_length == "drop" else None
-        if not mine or cap == 0:
+        # 'drop': a reader left short of the cap by clips that fail to decode tops up from the start of its own
+        # shards (a second pass), so that every rank still yields the same number of batches.
+        order = mine + mine if cap is not None else mine
+        if start >= len(order) or cap == 0:
             return
-        stream = wds.WebDataset(mine, shardshuffle=False, nodesplitter=lambda urls: urls,
+        stream = wds.WebDataset(order[start:], shardshuffle=False, nodesplitter=lambda urls: urls,
                                 workersplitter=lambda urls: urls, empty_check=False, handler=wds.warn_and_continue)
-        yielded = 0
+        shard, offset = start, 0
         for raw in stream:
             if cap is not None and yielded >= cap:
                 return
+            url = raw.get("__url__")
+            if url != order[shard]:  # the next shard (tars that yield nothing are passed over)
+                shard, offset = order.index(url, shard + 1) if url in order[shard + 1:] else shard + 1, 0
+            if shard >= len(mine) and offset == 0:
+                logger.warning("shards: reader %d is %d samples short of the equal-length cap: repeating its first "
+                               "samples of epoch %d", reader, cap - yielded, epoch)
+            offset += 1
+            if shard == start and offset <= done:
+                continue  # consumed before the state was saved
+            position["shard"], position["offset"] = shard, offset
             try:
                 meta = json.loads(raw["json"])
                 videoid = meta["videoid"]
@@ -238,6 +328,7 @@ class WebVidShardDataset(IterableDataset):
                 logger.warning("shards: skipping %s: %s", videoid, skip)
                 continue
             yielded += 1
+            position["yielded"] = yielded  # updated before the yield: a state saved now counts this sample
             yield sample
 
     # The decoding/cropping/labelling code is WebVidDataset's, applied to the bytes from the shard.

@@ -4,10 +4,12 @@ Lightning saves weights, optimizer, LR scheduler, loop progress (step, epoch, ba
 a plain ``DataLoader`` restarts its epoch from the first batch on resume (Lightning warns "your dataloader is not
 resumable") and RNG states are not saved. Here:
 
-* :func:`make_train_loader_resumable` patches a datamodule so that its training DataLoader is a
+* :func:`make_train_loader_resumable` patches a datamodule so that its map-style training DataLoader is a
   :class:`ResumableDataLoader`: its ``state_dict`` is (epoch, batches consumed in that epoch) read from the trainer's
   loop progress; on resume Lightning calls ``load_state_dict`` before creating the iterator, and the first iterator
-  skips the consumed *indices* (no decoding of skipped videos) of the same epoch permutation.
+  skips the consumed *indices* (no decoding of skipped videos) of the same epoch permutation. A loader that already
+  has ``state_dict`` / ``load_state_dict`` — the streaming shard loader, :class:`fyc.data.epoch_loader.EpochLoader`
+  (torchdata's ``StatefulDataLoader``, which saves every rank's and worker's shard position) — is kept as it is.
 * :class:`RNGStateCallback` saves and restores the Python / NumPy / torch (CPU and CUDA) RNG states.
 
 The module's own training randomness (noise, timesteps, masking, dropout) is drawn from a generator seeded by
@@ -75,10 +77,13 @@ class ResumableDataLoader(DataLoader):
 
     @classmethod
     def wrap(cls, loader: DataLoader, progress_fn: Callable[[], tuple[int, int]]) -> DataLoader:
-        """Rebuild ``loader`` as a ResumableDataLoader; loaders without a DistributedSampler are returned as is."""
-        if isinstance(loader, cls) or not isinstance(loader.sampler, DistributedSampler) or loader.batch_size is None:
-            if not isinstance(loader, cls):
-                log.warning("training loader has no DistributedSampler: a mid-epoch resume restarts its epoch")
+        """Rebuild ``loader`` as a ResumableDataLoader; loaders that save their own position (``state_dict`` /
+        ``load_state_dict``) or have no DistributedSampler are returned as is."""
+        if _is_stateful(loader):
+            return loader
+        if not isinstance(loader.sampler, DistributedSampler) or loader.batch_size is None:
+            log.warning("training loader has neither state_dict nor a DistributedSampler: a mid-epoch resume "
+                        "restarts its epoch")
             return loader
         kwargs = dict(batch_size=loader.batch_size, sampler=SkipSampler(loader.sampler), num_workers=loader.num_workers,
                       collate_fn=loader.collate_fn, pin_memory=loader.pin_memory, drop_last=loader.drop_last,
@@ -88,6 +93,10 @@ class ResumableDataLoader(DataLoader):
         if loader.num_workers > 0:
             kwargs["prefetch_factor"] = loader.prefetch_factor
         return cls(loader.dataset, progress_fn=progress_fn, **kwargs)
+
+
+def _is_stateful(loader: Any) -> bool:
+    return callable(getattr(loader, "state_dict", None)) and callable(getattr(loader, "load_state_dict", None))
 
 
 def trainer_progress(trainer: L.Trainer) -> tuple[int, int]:
