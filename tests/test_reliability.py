@@ -1,6 +1,10 @@
 """Bad input never costs finished work or runs foreign code (training side): safe checkpoint loading, resume that
 says what it does (and refuses a changed model or data), preflight that lists every problem at once, a checkpoint
-writer that leaves no partial files, a warning when validation never runs."""
+writer that leaves no partial files, a warning when validation never runs.
+
+The other two sides live beside this file: evaluation that keeps its work and safe manifest ids in
+``test_reliability_eval.py``; numeric arguments, clicks and output paths of the pipeline and CLIs in
+``test_reliability_inputs.py`` (``pytest tests/test_reliability*.py`` runs all three)."""
 from __future__ import annotations
 
 import os
