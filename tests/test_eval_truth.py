@@ -17,6 +17,7 @@ from conftest import compose
 from fyc.data.video_io import read_video, write_video
 from fyc.eval.motion_kind import classify_motion_kind
 from fyc.eval.regional import DIRECTION_COS_THRESHOLD, direction_cosine, regional_motion_metrics
+from fyc.eval.score import resolve_label_flow_backend
 from fyc.eval.truth_clips import moving_patch_clip, pan_clip, real_frame
 from fyc.motion import FlowEstimator, motion_label_from_flow
 
@@ -31,7 +32,8 @@ def defaults():
     metrics = compose("evaluate", []).metrics
     settings = dict(dilate_px=metrics.dilate_px, region=metrics.region, min_magnitude=metrics.min_magnitude,
                     change_threshold=metrics.change_threshold)
-    return settings, FlowEstimator(metrics.flow_backend), FlowEstimator(metrics.label_flow_backend)
+    label_backend = resolve_label_flow_backend(metrics.label_flow_backend)  # no pipeline: the toy world's labels
+    return settings, FlowEstimator(metrics.flow_backend), FlowEstimator(label_backend)
 
 
 def _through_codec(tmp_path, name: str, video: np.ndarray) -> np.ndarray:

@@ -169,7 +169,8 @@ def test_label_flow_backend_follows_the_training_contract(tmp_path):
     """metrics.label_flow_backend=auto scores realised strength with the backend the model's labels were made with."""
     import json
 
-    from fyc.eval.runner import label_flow_backend, training_contract
+    from fyc.eval.runner import training_contract
+    from fyc.eval.score import resolve_label_flow_backend as label_flow_backend
 
     assert training_contract(None) is None and training_contract(str(tmp_path)) is None
     assert label_flow_backend("auto", None) == "farneback"

@@ -17,7 +17,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from fyc.eval.manifest import ManifestItem, load_manifest, write_manifest
-from fyc.eval.score import score_items, write_reports
+from fyc.eval.score import resolve_label_flow_backend, score_items, write_reports
 
 log = logging.getLogger(__name__)
 MODES = ("generate", "score", "all")
@@ -93,7 +93,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Path]:
     contract = training_contract(cfg.pipeline_dir)
     if cfg.mode in ("score", "all"):
         metrics_cfg = OmegaConf.to_container(cfg.metrics, resolve=True)
-        metrics_cfg["label_flow_backend"] = label_flow_backend(metrics_cfg.get("label_flow_backend"), contract)
+        metrics_cfg["label_flow_backend"] = resolve_label_flow_backend(metrics_cfg.get("label_flow_backend"), contract)
         rows_path = out_dir / "per_sample.jsonl"
         if not _resume(out_dir, "score", {"metrics": metrics_cfg, "manifest": str(cfg.manifest)}):
             rows_path.unlink(missing_ok=True)
@@ -203,15 +203,6 @@ def training_contract(pipeline_dir: str | None) -> dict | None:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
-
-
-def label_flow_backend(configured: str | None, contract: dict | None) -> str | None:
-    """``metrics.label_flow_backend`` resolved: ``auto`` = the backend the model's strength labels were made with
-    (its training contract), else farneback (the toy world's on-the-fly labels); anything else as given."""
-    if configured != "auto":
-        return configured
-    recorded = ((contract or {}).get("strength_label") or {}).get("flow_backend")
-    return recorded or "farneback"
 
 
 def scheduler_overrides(cfg: DictConfig) -> dict:

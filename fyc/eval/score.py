@@ -63,6 +63,16 @@ def _load_image(path: str) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
+def resolve_label_flow_backend(configured: str | None, contract: dict | None = None) -> str | None:
+    """``metrics.label_flow_backend`` resolved: ``auto`` = the backend the model's strength labels were made with
+    (its training contract, a dict as in ``training_contract.json``), else farneback (the toy world's on-the-fly
+    labels); anything else as given."""
+    if configured != "auto":
+        return configured
+    recorded = ((contract or {}).get("strength_label") or {}).get("flow_backend")
+    return recorded or "farneback"
+
+
 def score_items(items: list[ManifestItem], flow_backend: str = "dis", flow_weights: str | None = "DEFAULT",
                 dilate_px: int = DEFAULT_DILATE_PX, reference_short_side: int | None = None,
                 min_magnitude: float = DEFAULT_MIN_MAGNITUDE, region: str = DEFAULT_REGION,
@@ -118,6 +128,7 @@ def score_items(items: list[ManifestItem], flow_backend: str = "dis", flow_weigh
             raise ValueError(f"{item.id}: FVD (metrics.fvd_detector) needs 'reference_video' for every item")
     flow = FlowEstimator(flow_backend, weights=flow_weights, device=device)
     label_flow = None
+    label_flow_backend = resolve_label_flow_backend(label_flow_backend)  # "auto" without a contract: farneback
     if label_flow_backend:
         label_flow = flow if label_flow_backend == flow_backend else FlowEstimator(
             label_flow_backend, weights=flow_weights, device=device)
