@@ -1,6 +1,6 @@
 """Mask-aware motion metrics: did the clicked region move, how much, which way, and did anything else move?
 
-No peer ships these (peer-codebases.md §10.4). Inputs are a video uint8 ``(F, H, W, 3)``, a region mask bool
+No peer codebase ships these. Inputs are a video uint8 ``(F, H, W, 3)``, a region mask bool
 ``(H, W)`` (True = the clicked object at frame 0) and optical flow from :class:`fyc.motion.FlowEstimator`
 (float ``(F-1, 2, H, W)``, pixels per consecutive frame pair, channel 0 = dx rightwards, 1 = dy downwards).
 Where the region is at each frame follows ``region=`` (:data:`fyc.eval.masks.REGION_MODES`: ``tracked`` carries
