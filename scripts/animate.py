@@ -24,6 +24,7 @@ from PIL import Image
 from fyc.data.video_io import write_video
 from fyc.pipelines import FollowYourClickPipeline, Region, load_segmenter
 from fyc.pipelines.visualize import side_by_side
+from fyc.toy.default_model import resolve_model
 
 
 def parse_click(text: str) -> tuple[float, float]:
@@ -53,8 +54,9 @@ def parse_region(text: str) -> Region:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True,
-                        help="FollowYourClickPipeline folder or hub id (train.py exports one)")
+    parser.add_argument("--model", default=None,
+                        help="FollowYourClickPipeline folder or hub id (train.py exports one); "
+                             "default: the shipped toy model (assets/toy_fyc)")
     parser.add_argument("--image", required=True)
     parser.add_argument("--click", type=parse_click, action="append", default=[], help="X,Y (repeatable)")
     parser.add_argument("--negative-click", type=parse_click, action="append", default=[], help="X,Y (repeatable)")
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--prompt is required with --click / --mask")
 
     image = np.asarray(Image.open(args.image).convert("RGB"))
-    pipeline = FollowYourClickPipeline.from_pretrained(args.model).to(args.device)
+    pipeline = FollowYourClickPipeline.from_pretrained(resolve_model(args.model)).to(args.device)
     pipeline.set_progress_bar_config(leave=False)
     segmenter = load_segmenter(args.sam, device=args.device)
     if args.region:

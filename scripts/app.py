@@ -25,6 +25,7 @@ import torch  # noqa: E402
 from fyc.data.video_io import write_video  # noqa: E402
 from fyc.pipelines import FollowYourClickPipeline, load_segmenter  # noqa: E402
 from fyc.pipelines.visualize import overlay_masks  # noqa: E402
+from fyc.toy.default_model import resolve_model  # noqa: E402
 
 POSITIVE, NEGATIVE = "positive point", "negative point"
 
@@ -110,7 +111,8 @@ def build_app(pipeline: FollowYourClickPipeline, segmenter, steps: int = 25, fra
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="FollowYourClickPipeline folder or hub id")
+    parser.add_argument("--model", default=None,
+                        help="FollowYourClickPipeline folder or hub id; default: the shipped toy model (assets/toy_fyc)")
     parser.add_argument("--sam", default=None, help="SAM hub id or folder; default: region-growing fallback")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: this machine only)")
     parser.add_argument("--port", type=int, default=7860)
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
-    pipeline = FollowYourClickPipeline.from_pretrained(args.model).to(args.device)
+    pipeline = FollowYourClickPipeline.from_pretrained(resolve_model(args.model)).to(args.device)
     pipeline.set_progress_bar_config(disable=True)
     segmenter = load_segmenter(args.sam, device=args.device)
     print(f"segmenter: {segmenter.name}", flush=True)
