@@ -37,7 +37,7 @@ def write_preview(video: Path, image: Path, click: tuple[int, int], prompt: str,
     frames = read_video(str(video))
     rgb = np.asarray(Image.open(image).convert("RGB"))
     mask = load_segmenter(None)(rgb, [click])  # the mask animate.py's click gave (same offline segmenter)
-    preview = captioned_preview(frames, mask, rgb, f'"{prompt}", strength {strength:g}', scale=scale, clicks=[click])
+    preview = captioned_preview(frames, mask, rgb, f'"{prompt}", strength {strength:.2f}', scale=scale, clicks=[click])
     mp4 = write_video(video.with_name(video.stem + "_preview.mp4"), preview, fps=fps)
     gif = write_video(video.with_name(video.stem + "_preview.gif"), preview, fps=fps)
     return Path(mp4), Path(gif)

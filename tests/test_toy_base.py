@@ -144,3 +144,44 @@ def test_preview_is_upscaled_with_mask_and_caption():
     band = preview[0, 32:]
     assert (band == 255).mean() > 0.5 and (band < 128).any()  # white band with dark text
     assert preview[0, 8:16, 8:16, 0].mean() > preview[0, 0:8, 0:8, 0].mean()  # the masked pixel is tinted red
+
+
+def test_animate_needs_no_model(tmp_path):
+    """scripts/animate.py without --model animates with the shipped toy model and says so in one line."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from fyc.data.video_io import read_video
+
+    image = np.full((32, 32, 3), 110, np.uint8)
+    image[6:16, 4:14] = (220, 40, 40)
+    Image.fromarray(image).save(tmp_path / "image.png")
+    out = tmp_path / "v.mp4"
+    proc = subprocess.run([sys.executable, "scripts/animate.py", "--image", str(tmp_path / "image.png"), "--click",
+                           "8,10", "--prompt", "move left", "--steps", "2", "--frames", "4", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sum("the shipped toy model" in line for line in proc.stdout.splitlines()) == 1
+    assert read_video(out).shape == (4, 32, 32, 3)
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_from_the_base(tmp_path):
+    """scripts/demo.py (make demo) at a tiny size: fine-tunes from the shipped base, writes the preview and metrics."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    out = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "scripts/demo.py", "--out", str(out), "--steps", "2", "--train-videos", "8",
+                           "--val-videos", "2"], cwd=ROOT, capture_output=True, text=True, timeout=1200,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "assets/toy_base" in (out / "train" / "config.yaml").read_text()
+    gif = Image.open(out / "animation_preview.gif")
+    assert gif.size[0] == 2 * 32 * 8 and gif.size[1] > 32 * 8 and gif.n_frames == 8
+    assert json.loads((out / "eval" / "results.json").read_text())
