@@ -29,10 +29,15 @@ def split_motion_unet_state(state: dict[str, torch.Tensor], unet: UNet2DConditio
     """
     unet_state, adapter_state = {}, {}
     problems = []
-    for target, own in ((unet_state, unet.state_dict()), (adapter_state, adapter.state_dict())):
-        for key, ref in own.items():
+    for target, module in ((unet_state, unet), (adapter_state, adapter)):
+        # Fixed buffers (the motion modules' sinusoidal position table) are not in training checkpoints.
+        buffers = {name for name, _ in module.named_buffers()}
+        for key, ref in module.state_dict().items():
             if key not in state:
-                problems.append(f"missing {key}")
+                if key in buffers:
+                    target[key] = ref
+                else:
+                    problems.append(f"missing {key}")
                 continue
             value = state[key]
             if key == "conv_in.weight":
