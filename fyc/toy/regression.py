@@ -94,7 +94,7 @@ def fyc_sample_metrics(pipeline_dir: str | os.PathLike, count: int = 8, steps: i
     from fyc.motion import FlowEstimator
     from fyc.pipelines import FollowYourClickPipeline
 
-    pipeline = FollowYourClickPipeline.from_pretrained(os.fspath(pipeline_dir), torch_dtype=torch.float32)
+    pipeline = FollowYourClickPipeline.from_pretrained(os.fspath(pipeline_dir))
     pipeline.set_progress_bar_config(disable=True)
     flow = FlowEstimator("farneback")
     i1, correct, magnitude = [], [], []
