@@ -1,4 +1,4 @@
-# fyc — two commands: `make demo` (toy world: data -> train -> animate -> evaluate) and `make test`.
+# fyc — two commands: `make demo` (toy world: data -> fine-tune FYC from the shipped toy base -> animate -> preview -> evaluate) and `make test`.
 PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python

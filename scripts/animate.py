@@ -27,6 +27,7 @@ from PIL import Image
 from fyc.data.video_io import write_video
 from fyc.pipelines import FollowYourClickPipeline, Region, load_segmenter
 from fyc.pipelines.visualize import side_by_side
+from fyc.toy.default_model import resolve_model as default_model
 
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -78,10 +79,13 @@ def join_option_values(argv: list[str]) -> list[str]:
 
 
 def resolve_model(parser: argparse.ArgumentParser, model: str | None) -> str:
-    """The pipeline to load: ``--model`` (a folder or hub id); a clear usage error when it is missing."""
+    """The pipeline to load: ``--model`` (a folder or hub id), else the shipped toy model; a clear usage error
+    when neither exists."""
     if not model:
-        parser.error("--model is required: a FollowYourClickPipeline folder (train.py exports <run>/pipeline) or "
-                     "a hub id")
+        try:
+            return default_model(None)
+        except FileNotFoundError as error:
+            parser.error(str(error))
     if (model.startswith((".", "/", "~")) or Path(model).exists()) and not Path(model).expanduser().is_dir():
         parser.error(f"--model {model}: no such folder (expected a FollowYourClickPipeline folder with "
                      f"model_index.json)")

@@ -139,7 +139,8 @@ def positive_int(name: str):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=None, help="FollowYourClickPipeline folder or hub id")
+    parser.add_argument("--model", default=None,
+                        help="FollowYourClickPipeline folder or hub id; default: the shipped toy model (assets/toy_fyc)")
     parser.add_argument("--sam", default=None, help="SAM hub id or folder; default: region-growing fallback")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: this machine only)")
     parser.add_argument("--port", type=int, default=7860)

@@ -4,7 +4,7 @@
 ``<root>/motion_adapter`` mirrors an AnimateDiff ``MotionAdapter`` repo, so training and sampling load them with
 the very calls that load real weights (``from_pretrained(<dir or hub id>, subfolder=...)``).
 The VAE is the exact :class:`~fyc.toy.pixel_autoencoder.PixelAutoencoder` (a random AutoencoderKL does not
-reconstruct, see ``docs/environment`` notes).
+reconstruct: decode(encode(x)) is noise).
 """
 from __future__ import annotations
 

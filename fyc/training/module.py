@@ -195,7 +195,9 @@ class FollowYourClickModule(L.LightningModule):
             latents = latents - first_frame[:, :, None]
         if self.first_frame_masking is not None:
             first_frame = mask_first_frame_latent(first_frame, generator=generator, **self.first_frame_masking)
-        region_mask = mask_to_latent(batch["motion_mask"].to(latents.dtype), latents.shape[-2:])
+        # A text-to-video base (no mask channel) trains on data without motion labels, hence no motion_mask.
+        region_mask = (mask_to_latent(batch["motion_mask"].to(latents.dtype), latents.shape[-2:])
+                       if self.unet.config.region_mask_channel else None)
 
         spatial_text = self._text(batch[self.spatial_text])
         motion_text = self._text(batch[self.motion_text]) if self.unet.config.motion_augmented_attention else None
