@@ -117,6 +117,9 @@ def label_rows(image: np.ndarray, labels: Sequence[str], width: int = 110) -> np
     return np.asarray(canvas)
 
 
+MEASURED_COLUMNS = ("realised_strength", "object_speed", "in_region_magnitude")
+
+
 def read_per_sample(path: str | Path) -> list[dict]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -126,9 +129,11 @@ def sweep_groups(rows: Sequence[dict]) -> dict[str, list[tuple[float, float]]]:
     """Rows of a strength sweep (ids ``<item>@x<factor>``) grouped per item: item -> [(requested, measured)]."""
     groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for row in rows:
-        if "@x" not in row["id"] or not row.get("strength") or not row.get("in_region_magnitude"):
+        # realised_strength: the label's unit (evaluate.py); in_region_magnitude: evaluations before it existed
+        column = next((c for c in MEASURED_COLUMNS if row.get(c)), None)
+        if "@x" not in row["id"] or not row.get("strength") or column is None:
             continue
-        requested, measured = float(row["strength"]), float(row["in_region_magnitude"])
+        requested, measured = float(row["strength"]), float(row[column])
         if math.isfinite(measured):
             groups[row["id"].split("@x")[0]].append((requested, measured))
     return {k: sorted(v) for k, v in groups.items() if len(v) >= 2}

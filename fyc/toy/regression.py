@@ -88,9 +88,10 @@ def base_denoising_loss(base_dir: str | os.PathLike, count: int = 8, seed: int =
 def fyc_sample_metrics(pipeline_dir: str | os.PathLike, count: int = 8, steps: int = 10, guidance: float = 7.5,
                        seed: int = 0) -> dict[str, float]:
     """Sample ``count`` fixed items with the pipeline at ``pipeline_dir``; mean I1-MSE (0-255), direction accuracy
-    (share within 45° of the prompted direction) and mean in-region flow magnitude (px / frame pair)."""
+    (share within 45° of the prompted direction) and the clicked object's speed where it is (``object_speed``, px / frame pair)."""
     from fyc.eval.fidelity import i1_mse
-    from fyc.eval.regional import DIRECTION_COS_THRESHOLD, direction_cosine, in_region_magnitude, motion_direction
+    from fyc.eval.masks import region_per_frame
+    from fyc.eval.regional import DIRECTION_COS_THRESHOLD, direction_cosine, motion_direction, object_speed
     from fyc.motion import FlowEstimator
     from fyc.pipelines import FollowYourClickPipeline
 
@@ -108,6 +109,6 @@ def fyc_sample_metrics(pipeline_dir: str | os.PathLike, count: int = 8, steps: i
         video_flow = flow(video)
         direction = item.prompt.split()[-1]
         correct.append(float(direction_cosine(direction, motion_direction(video_flow, item.mask)) >= DIRECTION_COS_THRESHOLD))
-        magnitude.append(in_region_magnitude(video_flow, item.mask))
+        magnitude.append(object_speed(video_flow, region_per_frame(video_flow, item.mask, "tracked")))
     return {"i1_mse": float(np.mean(i1)), "direction_accuracy": float(np.mean(correct)),
-            "in_region_magnitude": float(np.mean(magnitude))}
+            "object_speed": float(np.mean(magnitude))}
