@@ -67,7 +67,7 @@ def image_path(tmp_path):
     (["--fps", "-8"], "--fps must be a finite number > 0"),
     (["--click", "-5,-3"], "click '-5,-3': X and Y must be finite and >= 0"),
     (["--out", "{tmp}/video.avi"], "--out {tmp}/video.avi: the file must end in .mp4 or .gif"),
-    (["--model", None], "--model is required"),
+    (["--model", None], "no --model given and the shipped toy model is missing"),
     (["--model", "{tmp}/no_such_pipeline"], "no such folder"),
     (["--image", "{tmp}/missing.png"], "--image {tmp}/missing.png: no such file"),
 ])
@@ -79,6 +79,7 @@ def test_animate_usage_errors_come_before_loading_or_sampling(monkeypatch, capsy
         raise AssertionError("the pipeline was loaded before the arguments were checked")
 
     monkeypatch.setattr(FollowYourClickPipeline, "from_pretrained", refuse)
+    monkeypatch.setattr("fyc.toy.default_model.SHIPPED_MODEL", tmp_path / "no_shipped_model")  # without --model
     argv = {"--model": str(tmp_path), "--image": str(image_path), "--prompt": "move left",
             "--out": str(tmp_path / "v.mp4")}
     if "--click" not in args:
