@@ -11,6 +11,7 @@ fallback segments the clicks (shown as such in the status line).
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import shutil
 import tempfile
@@ -20,6 +21,9 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Gradio keeps uploads in one shared folder (<tmp>/gradio) by default: on a machine where another user created it,
+# every upload fails. A folder per user avoids that; gradio reads the variable when it is imported.
+os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(tempfile.gettempdir(), f"gradio-{getpass.getuser()}"))
 
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
