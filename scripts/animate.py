@@ -26,6 +26,7 @@ from PIL import Image
 
 from fyc.data.video_io import write_video
 from fyc.pipelines import FollowYourClickPipeline, Region, load_segmenter
+from fyc.pipelines.pipeline_fyc import check_number
 from fyc.pipelines.visualize import side_by_side
 from fyc.toy.default_model import resolve_model as default_model
 
@@ -53,13 +54,10 @@ def non_negative(name: str, positive: bool = False):
 
     def parse(text: str) -> float:
         try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not math.isfinite(value) or value < 0 or (positive and value == 0):
-            raise argparse.ArgumentTypeError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, "
-                                             f"got {text!r}")
-        return value
+            check_number(name, text, positive=positive)  # the pipeline's own check, same message
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return float(text)
 
     return parse
 
