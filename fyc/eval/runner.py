@@ -196,13 +196,14 @@ def _load_pipeline(cfg: DictConfig):
 def training_contract(pipeline_dir: str | None) -> dict | None:
     """The ``training_contract.json`` of a pipeline folder as a dict (None without a folder or a contract):
     what the model was trained with, recorded in results.json beside the metrics."""
-    path = Path(pipeline_dir) / "training_contract.json" if pipeline_dir else None
-    if path is None or not path.is_file():
+    if not pipeline_dir:
         return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    import dataclasses
+
+    from fyc.pipelines.contract import TrainingContract  # plain dataclass + json, no model code
+
+    contract = TrainingContract.load(pipeline_dir)
+    return None if contract is None else dataclasses.asdict(contract)
 
 
 def scheduler_overrides(cfg: DictConfig) -> dict:
