@@ -12,6 +12,7 @@ import argparse
 import torch
 
 from fyc.toy.base import export_toy_base
+from fyc.training.checkpoint_io import load_checkpoint
 from fyc.training.module import read_unet_state_dict
 
 
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fp16", action="store_true", help="save the UNet and motion adapter in float16")
     parser.add_argument("--raw", action="store_true", help="the raw weights instead of the EMA weights")
     args = parser.parse_args(argv)
-    checkpoint = torch.load(args.ckpt, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint(args.ckpt, mmap=True)  # weights_only: a crafted checkpoint cannot run code
     card = {"checkpoint_global_step": int(checkpoint.get("global_step", -1)),
             "weights": "raw" if args.raw or "ema" not in checkpoint else "ema"}
     del checkpoint

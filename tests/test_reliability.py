@@ -54,7 +54,7 @@ def _load_script(name: str):
 
 def test_crafted_checkpoint_is_refused_and_runs_nothing(tmp_path, capsys):
     """A checkpoint whose pickle calls a function is refused by every loader (fyc's, Lightning's resume path,
-    model.init_from, scripts/export.py) and its payload never runs."""
+    model.init_from, scripts/export.py, scripts/export_toy_base.py) and its payload never runs."""
     from fyc.training.checkpoint_io import AtomicCheckpointIO, UnsafeCheckpointError, load_checkpoint
     from fyc.training.module import read_unet_state_dict
 
@@ -69,8 +69,11 @@ def test_crafted_checkpoint_is_refused_and_runs_nothing(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         _load_script("export").main(["--ckpt", str(torch_file), "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 2 and "refused to load" in capsys.readouterr().err
+    with pytest.raises(UnsafeCheckpointError):  # scripts/export_toy_base.py
+        _load_script("export_toy_base").main(["--ckpt", str(torch_file), "--components", str(tmp_path),
+                                              "--out", str(tmp_path / "base")])
     assert not marker.exists(), "the crafted pickle's code ran"
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists() and not (tmp_path / "base").exists()
 
 
 def test_checkpoint_written_by_the_writer_loads_safely(tmp_path):

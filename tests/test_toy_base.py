@@ -104,7 +104,7 @@ def test_shipped_base_reproduces_its_recorded_loss():
 
     recorded = _card_metrics("toy_base")["fixed_set"]
     measured = base_denoising_loss(ASSETS / "toy_base", count=recorded["count"])
-    for key in ("loss_caption", "loss_empty"):
+    for key in ("loss_caption", "loss_empty", "loss_reversed_motion"):
         assert measured[key] == pytest.approx(recorded[key], rel=2e-3, abs=2e-4), key
     assert measured["loss_caption"] < recorded["random_init_loss_caption"]  # it trained
 

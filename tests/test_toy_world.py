@@ -195,6 +195,10 @@ def test_text_uses_only_the_vocabulary():
         assert video.short_prompt == " and ".join(o.short_prompt for o in video.moving_objects)
         for obj in video.objects:
             assert obj.name == f"{obj.colour} {obj.shape}" and obj.name in video.caption
+        # the caption names each mover's motion in its prompt's words (a text-to-video base learns it from there)
+        phrases = video.caption.split(" on a ")[0].split(" and ")
+        assert [p.split(maxsplit=1)[1] for p in phrases] == [
+            f"{o.name} {o.short_prompt}" if o.moving else o.name for o in video.objects], video.caption
         assert len({o.colour for o in video.objects}) == len(video.objects)
         kinds.update(o.kind for o in video.moving_objects)
         prompts.add(video.short_prompt)

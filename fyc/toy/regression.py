@@ -1,7 +1,8 @@
 """Small fixed measurements of the shipped toy models, recorded in their model cards and re-checked by the tests.
 
 * :func:`base_denoising_loss`: the toy base's v-prediction MSE on a fixed set of toy clips (fixed noise and
-  timesteps), with their captions and with the empty caption (a text-to-video base does better with the caption).
+  timesteps), with their captions, with the empty caption (a text-to-video base does better with the caption) and
+  with the caption's motion reversed ("move left" → "move right": a base that reads the motion words does worse).
 * :func:`fyc_sample_metrics`: the FYC pipeline samples fixed translate items from their first frame, object mask,
   prompt and true strength; I1-MSE and direction accuracy as ``evaluate.py`` scores them.
 
@@ -20,6 +21,7 @@ from fyc.toy.world import ToyWorldConfig, render_toy_video
 
 # Seeds far from every split the CLI writes (train seeds start at 0, val / test at multiples of its stride).
 REGRESSION_SEED = 900_000_000
+OPPOSITE_DIRECTIONS = {"left": "right", "right": "left", "up": "down", "down": "up"}
 WORLD = ToyWorldConfig(num_frames=8, motion_kinds=("translate",), balanced_translation=True)
 
 
@@ -51,10 +53,16 @@ def regression_items(count: int, resolution: int = 32) -> list[RegressionItem]:
     return items
 
 
+def reverse_direction(prompt: str) -> str:
+    """"move left" → "move right" (each direction word swapped for its opposite)."""
+    return " ".join(OPPOSITE_DIRECTIONS.get(word, word) for word in prompt.split())
+
+
 @torch.no_grad()
 def base_denoising_loss(base_dir: str | os.PathLike, count: int = 8, seed: int = 0) -> dict[str, float]:
     """v-prediction MSE of the base at ``pretrained.model=base_dir`` on ``count`` fixed clips, with their captions
-    (``loss_caption``) and with the empty caption (``loss_empty``); timesteps spread evenly over [50, 950]."""
+    (``loss_caption``), with the empty caption (``loss_empty``) and with each caption's direction reversed
+    (``loss_reversed_motion``); timesteps spread evenly over [50, 950]."""
     from transformers import CLIPTextModel, CLIPTokenizer
 
     from fyc.models.loading import load_fyc_unet
@@ -78,7 +86,9 @@ def base_denoising_loss(base_dir: str | os.PathLike, count: int = 8, seed: int =
     noisy = scheduler.add_noise(latents, noise, timesteps)
     target = scheduler.get_velocity(latents, noise, timesteps)
     out = {}
-    for name, texts in (("loss_caption", [it.caption for it in items]), ("loss_empty", [""] * count)):
+    reversed_captions = [it.caption.replace(it.prompt, reverse_direction(it.prompt)) for it in items]
+    for name, texts in (("loss_caption", [it.caption for it in items]), ("loss_empty", [""] * count),
+                        ("loss_reversed_motion", reversed_captions)):
         states = encode_text(tokenizer, text_encoder, texts, "cpu")
         pred = unet(noisy, timesteps, states).sample
         out[name] = float(torch.nn.functional.mse_loss(pred, target))

@@ -415,7 +415,11 @@ def _shading(centre: np.ndarray, size: float, angle: float, config: ToyWorldConf
 
 
 def _caption(objects: list[ToyObject], background: str) -> str:
-    return " and ".join(f"{_article(o.name)} {o.name}" for o in objects) + f" on a {BACKGROUNDS[background]}"
+    """"a red disc move left and a blue square on a striped wall": the caption names each moving object's motion in
+    its short prompt's words, as WebVid captions describe the motion the paper's short prompts are extracted from
+    (a text-to-video base trained on the captions can then learn motion from text)."""
+    return " and ".join(f"{_article(o.name)} {o.name}" + (f" {o.short_prompt}" if o.moving else "")
+                        for o in objects) + f" on a {BACKGROUNDS[background]}"
 
 
 def _article(noun_phrase: str) -> str:
