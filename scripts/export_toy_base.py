@@ -13,7 +13,7 @@ import torch
 
 from fyc.toy.base import export_toy_base
 from fyc.training.checkpoint_io import load_checkpoint
-from fyc.training.module import read_unet_state_dict
+from fyc.training.module import unet_state_from_checkpoint
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,11 +24,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fp16", action="store_true", help="save the UNet and motion adapter in float16")
     parser.add_argument("--raw", action="store_true", help="the raw weights instead of the EMA weights")
     args = parser.parse_args(argv)
-    checkpoint = load_checkpoint(args.ckpt, mmap=True)  # weights_only: a crafted checkpoint cannot run code
+    checkpoint = load_checkpoint(args.ckpt)  # weights_only: a crafted checkpoint cannot run code
     card = {"checkpoint_global_step": int(checkpoint.get("global_step", -1)),
             "weights": "raw" if args.raw or "ema" not in checkpoint else "ema"}
+    state = unet_state_from_checkpoint(checkpoint, prefer_ema=not args.raw)
     del checkpoint
-    state = read_unet_state_dict(args.ckpt, prefer_ema=not args.raw)
     out = export_toy_base(state, args.components, args.out, torch.float16 if args.fp16 else torch.float32, card)
     print(f"base: {out}")
 

@@ -383,16 +383,22 @@ def peak_memory_gb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
+def unet_state_from_checkpoint(checkpoint: dict, prefer_ema: bool = True) -> dict[str, torch.Tensor]:
+    """UNet weights from a loaded Lightning checkpoint of this module, EMA weights overlaid when present and
+    ``prefer_ema``."""
+    state = {k[len("unet."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("unet.")}
+    if prefer_ema and "ema" in checkpoint:
+        state.update(checkpoint["ema"]["shadow"])
+    return state
+
+
 def read_unet_state_dict(source: str | os.PathLike, prefer_ema: bool = True) -> dict[str, torch.Tensor]:
     """UNet weights from a Lightning checkpoint of this module (EMA weights overlaid when present and
     ``prefer_ema``), a FollowYourClickUNet folder, or a pipeline folder with ``unet/``."""
     source = Path(source)
     if source.is_file():
-        checkpoint = load_checkpoint(source)  # weights_only: a crafted checkpoint cannot run code
-        state = {k[len("unet."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("unet.")}
-        if prefer_ema and "ema" in checkpoint:
-            state.update(checkpoint["ema"]["shadow"])
-        return state
+        # weights_only: a crafted checkpoint cannot run code
+        return unet_state_from_checkpoint(load_checkpoint(source), prefer_ema)
     folder = source / "unet" if (source / "unet").is_dir() else source
     files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
     if not files:
